@@ -1,0 +1,5 @@
+//! Alerts: what a fired rule becomes ([`payload::Alert`]), and how each kind
+//! of sink renders and delivers it.
+
+pub mod payload;
+pub mod slack;

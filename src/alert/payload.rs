@@ -1,0 +1,71 @@
+//! The alert as every sink receives it: the JSON body of SPEC.md's webhook,
+//! also written by the file sink and printed by `newswatch test --json`.
+//!
+//! This type is data only; building one from a rule match lives in
+//! `alert::build`, rendering it for a particular receiver lives in the sinks.
+
+use serde::{Deserialize, Serialize};
+
+/// How urgent an alert is; chosen per rule in config.toml.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    #[default]
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// One alert: a rule that fired on an article.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Stable id of (article, rule): the same on every retry and restart.
+    pub id: String,
+    /// The rule id (its table name in config.toml).
+    pub rule: String,
+    /// The rule's description, or its match expression when it has none.
+    pub description: String,
+    pub severity: Severity,
+    pub article: ArticleRef,
+    /// Ids of the entities whose aliases matched, in order of first appearance.
+    pub entities: Vec<String>,
+    /// Every match that made the rule fire, in text order.
+    pub matches: Vec<MatchSpan>,
+    /// A short plain-text extract around the first matches, whitespace collapsed.
+    pub snippet: String,
+    /// When the alert fired, RFC 3339 in UTC with a `Z` suffix, whole seconds.
+    pub fired_at: String,
+}
+
+/// The article an alert is about.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArticleRef {
+    /// BLAKE3 hash of the file's bytes, lowercase hex.
+    pub id: String,
+    /// The file's path as the daemon saw it (relative to the config file when possible).
+    pub path: String,
+    pub title: Option<String>,
+    /// Publication date `YYYY-MM-DD`, or null when none was found.
+    pub published: Option<String>,
+}
+
+/// One matched piece of text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MatchSpan {
+    /// The text exactly as it appears in the article.
+    pub text: String,
+    /// Byte offset of the first byte in the article text.
+    pub start: usize,
+    /// Byte offset one past the last byte in the article text.
+    pub end: usize,
+}

@@ -1,0 +1,595 @@
+//! Validation and compilation: turns a [`RawConfig`] into a [`Config`] the
+//! daemon can run, or into every [`Diagnostic`] found (not only the first).
+//!
+//! Reads the config file, `url_file`/`secret_file` files and the environment;
+//! never the network. Never puts a secret into a message.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::raw::{RawConfig, RawEntity, RawRule, RawSink};
+use super::{Diagnostic, Secret};
+use crate::alert::payload::Severity;
+use crate::rules::expr::{self, Expr, TermKind};
+use crate::rules::ruleset::did_you_mean;
+use crate::rules::{EntityDef, Origin, RuleDef, RuleSet, RuleSetInput};
+
+const DEFAULT_EXTENSIONS: [&str; 4] = ["txt", "md", "html", "json"];
+const DEFAULT_MAX_FILE_SIZE: u64 = 16 * 1024 * 1024;
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Name of the sink used when config.toml has no `[sinks]`.
+pub const DEFAULT_SINK_NAME: &str = "alerts";
+
+/// A validated, compiled configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// The config file itself.
+    pub path: PathBuf,
+    pub watch: WatchConfig,
+    /// Folder of the embedded database.
+    pub state_dir: PathBuf,
+    /// Rules in the order they appear in the file; index = rule index in `ruleset`.
+    pub rules: Vec<Rule>,
+    pub sinks: Vec<SinkConfig>,
+    pub ruleset: Arc<RuleSet>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WatchConfig {
+    pub dir: PathBuf,
+    /// Lower-case extensions without the dot.
+    pub extensions: Vec<String>,
+    pub max_file_size: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub id: String,
+    pub description: String,
+    pub severity: Severity,
+    /// Indexes into [`Config::sinks`].
+    pub sinks: Vec<usize>,
+    pub first_seen: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct SinkConfig {
+    pub name: String,
+    pub kind: SinkKind,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum SinkKind {
+    Slack { url: Secret },
+    Webhook { url: Secret, secret: Option<Secret> },
+    File { dir: PathBuf },
+}
+
+impl SinkKind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SinkKind::Slack { .. } => "slack",
+            SinkKind::Webhook { .. } => "webhook",
+            SinkKind::File { .. } => "file",
+        }
+    }
+}
+
+/// Loads, validates and compiles the config file at `path`.
+pub fn load(path: &Path) -> Result<Config, Vec<Diagnostic>> {
+    let source = std::fs::read_to_string(path).map_err(|error| {
+        vec![Diagnostic::whole_file(path, format!("cannot read config file: {error}"))]
+    })?;
+    load_str(path, &source, &|name| std::env::var(name).ok())
+}
+
+/// Like [`load`] on `source`, reading environment variables through `env`.
+pub fn load_str(
+    path: &Path,
+    source: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, Vec<Diagnostic>> {
+    let raw: RawConfig = toml::from_str(source).map_err(|error| {
+        let offset = error.span().map_or(0, |span| span.start);
+        let message = error.message().trim().replace('\n', "; ");
+        vec![Diagnostic::at(path, source, offset, message)]
+    })?;
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut loader = Loader {
+        path,
+        source,
+        base,
+        env,
+        errors: Vec::new(),
+    };
+    let config = loader.config(raw);
+    match config {
+        Some(config) if loader.errors.is_empty() => Ok(config),
+        _ => {
+            loader.errors.sort_by_key(|d| (d.line, d.column));
+            Err(loader.errors)
+        }
+    }
+}
+
+struct Loader<'a> {
+    path: &'a Path,
+    source: &'a str,
+    base: &'a Path,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    errors: Vec<Diagnostic>,
+}
+
+impl Loader<'_> {
+    fn error(&mut self, offset: usize, message: impl Into<String>) {
+        self.errors
+            .push(Diagnostic::at(self.path, self.source, offset, message));
+    }
+
+    fn config(&mut self, raw: RawConfig) -> Option<Config> {
+        let watch = self.watch(&raw);
+        let state_dir = match &raw.state.dir {
+            Some(dir) => self.base.join(dir.get_ref()),
+            None => self.base.join("state"),
+        };
+        let sinks = self.sinks(&raw.sinks);
+        let (input, rules) = self.rules_input(&raw, &sinks);
+        let ruleset = match RuleSet::compile(&input) {
+            Ok(ruleset) => Some(ruleset),
+            Err(errors) => {
+                for error in errors {
+                    let offset = self.origin_offset(&raw, &input, &error.origin);
+                    self.error(offset, error.message);
+                }
+                None
+            }
+        };
+        Some(Config {
+            path: self.path.to_path_buf(),
+            watch,
+            state_dir,
+            rules,
+            sinks,
+            ruleset: Arc::new(ruleset?),
+        })
+    }
+
+    fn watch(&mut self, raw: &RawConfig) -> WatchConfig {
+        let dir = self.base.join(raw.watch.dir.get_ref());
+        let extensions = match &raw.watch.extensions {
+            Some(list) => {
+                if list.get_ref().is_empty() {
+                    self.error(list.span().start, "watch.extensions is empty: no file would ever be read");
+                }
+                list.get_ref()
+                    .iter()
+                    .map(|ext| {
+                        let value = ext.get_ref().trim_start_matches('.').to_ascii_lowercase();
+                        if value.is_empty() || value.contains(['/', '\\']) {
+                            self.error(ext.span().start, format!("invalid extension {:?}", ext.get_ref()));
+                        }
+                        value
+                    })
+                    .collect()
+            }
+            None => DEFAULT_EXTENSIONS.iter().map(|s| s.to_string()).collect(),
+        };
+        let max_file_size = match &raw.watch.max_file_size {
+            Some(size) => match parse_size(size.get_ref()) {
+                Ok(bytes) => bytes,
+                Err(message) => {
+                    self.error(size.span().start, message);
+                    DEFAULT_MAX_FILE_SIZE
+                }
+            },
+            None => DEFAULT_MAX_FILE_SIZE,
+        };
+        WatchConfig {
+            dir,
+            extensions,
+            max_file_size,
+        }
+    }
+
+    fn sinks(&mut self, raw: &BTreeMap<String, Spanned<RawSink>>) -> Vec<SinkConfig> {
+        if raw.is_empty() {
+            return vec![SinkConfig {
+                name: DEFAULT_SINK_NAME.to_string(),
+                kind: SinkKind::File {
+                    dir: self.base.join("alerts"),
+                },
+                timeout: DEFAULT_TIMEOUT,
+            }];
+        }
+        let mut sinks: Vec<(&String, &Spanned<RawSink>)> = raw.iter().collect();
+        sinks.sort_by_key(|(_, sink)| sink.span().start);
+        sinks
+            .into_iter()
+            .filter_map(|(name, sink)| self.sink(name, sink))
+            .collect()
+    }
+
+    fn sink(&mut self, name: &str, spanned: &Spanned<RawSink>) -> Option<SinkConfig> {
+        let sink = spanned.get_ref();
+        self.check_id("sink", name, spanned.span().start);
+        let kind_name = sink.kind.get_ref().as_str();
+        let allowed: &[&str] = match kind_name {
+            "slack" => &["url", "url_file", "timeout"],
+            "webhook" => &["url", "url_file", "secret", "secret_file", "timeout"],
+            "file" => &["dir"],
+            other => {
+                self.error(
+                    sink.kind.span().start,
+                    format!("sink \"{name}\": unknown type \"{other}\" (expected \"slack\", \"webhook\" or \"file\")"),
+                );
+                return None;
+            }
+        };
+        let present = [
+            ("url", sink.url.as_ref().map(|v| v.span())),
+            ("url_file", sink.url_file.as_ref().map(|v| v.span())),
+            ("secret", sink.secret.as_ref().map(|v| v.span())),
+            ("secret_file", sink.secret_file.as_ref().map(|v| v.span())),
+            ("dir", sink.dir.as_ref().map(|v| v.span())),
+            ("timeout", sink.timeout.as_ref().map(|v| v.span())),
+        ];
+        for (key, span) in present {
+            if let Some(span) = span {
+                if !allowed.contains(&key) {
+                    self.error(span.start, format!("sink \"{name}\": `{key}` is not allowed for a {kind_name} sink"));
+                }
+            }
+        }
+        let timeout = match &sink.timeout {
+            Some(value) => match parse_duration(value.get_ref()) {
+                Ok(duration) => duration,
+                Err(message) => {
+                    self.error(value.span().start, format!("sink \"{name}\": {message}"));
+                    DEFAULT_TIMEOUT
+                }
+            },
+            None => DEFAULT_TIMEOUT,
+        };
+        let kind = match kind_name {
+            "file" => SinkKind::File {
+                dir: self.base.join(sink.dir.as_ref().map_or("alerts", |d| d.get_ref().as_str())),
+            },
+            "slack" => SinkKind::Slack {
+                url: self.sink_url(name, spanned)?,
+            },
+            _ => {
+                let url = self.sink_url(name, spanned);
+                let secret = self.secret_value(
+                    name,
+                    "secret",
+                    sink.secret.as_ref(),
+                    sink.secret_file.as_ref(),
+                    spanned.span().start,
+                    false,
+                );
+                SinkKind::Webhook {
+                    url: url?,
+                    secret: secret?,
+                }
+            }
+        };
+        Some(SinkConfig {
+            name: name.to_string(),
+            kind,
+            timeout,
+        })
+    }
+
+    fn sink_url(&mut self, name: &str, spanned: &Spanned<RawSink>) -> Option<Secret> {
+        let sink = spanned.get_ref();
+        let url = self
+            .secret_value(name, "url", sink.url.as_ref(), sink.url_file.as_ref(), spanned.span().start, true)
+            .flatten()?;
+        let offset = sink
+            .url
+            .as_ref()
+            .or(sink.url_file.as_ref())
+            .map_or(spanned.span().start, |v| v.span().start);
+        match reqwest::Url::parse(url.expose()) {
+            Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() => Some(url),
+            // The message must not quote the URL: it may carry a token.
+            _ => {
+                self.error(offset, format!("sink \"{name}\": url is not a valid http:// or https:// URL"));
+                None
+            }
+        }
+    }
+
+    /// Reads `key` (with `${VAR}` expansion) or `key_file`. Returns `None` on
+    /// error, `Some(None)` when neither is set and the value is optional.
+    fn secret_value(
+        &mut self,
+        name: &str,
+        key: &str,
+        value: Option<&Spanned<String>>,
+        file: Option<&Spanned<String>>,
+        table_offset: usize,
+        required: bool,
+    ) -> Option<Option<Secret>> {
+        match (value, file) {
+            (Some(_), Some(file)) => {
+                self.error(file.span().start, format!("sink \"{name}\": set either `{key}` or `{key}_file`, not both"));
+                None
+            }
+            (Some(value), None) => match expand_env(value.get_ref(), self.env) {
+                Ok(expanded) if expanded.trim().is_empty() => {
+                    self.error(value.span().start, format!("sink \"{name}\": `{key}` is empty"));
+                    None
+                }
+                Ok(expanded) => Some(Some(Secret::new(expanded.trim()))),
+                Err(message) => {
+                    self.error(value.span().start, format!("sink \"{name}\": `{key}`: {message}"));
+                    None
+                }
+            },
+            (None, Some(file)) => {
+                let path = match expand_env(file.get_ref(), self.env) {
+                    Ok(path) => self.base.join(path),
+                    Err(message) => {
+                        self.error(file.span().start, format!("sink \"{name}\": `{key}_file`: {message}"));
+                        return None;
+                    }
+                };
+                match std::fs::read_to_string(&path) {
+                    Ok(content) if !content.trim().is_empty() => Some(Some(Secret::new(content.trim()))),
+                    Ok(_) => {
+                        self.error(file.span().start, format!("sink \"{name}\": `{key}_file` {} is empty", path.display()));
+                        None
+                    }
+                    Err(error) => {
+                        self.error(
+                            file.span().start,
+                            format!("sink \"{name}\": cannot read `{key}_file` {}: {error}", path.display()),
+                        );
+                        None
+                    }
+                }
+            }
+            (None, None) if required => {
+                self.error(table_offset, format!("sink \"{name}\": needs `{key}` or `{key}_file`"));
+                None
+            }
+            (None, None) => Some(None),
+        }
+    }
+
+    fn check_id(&mut self, what: &str, id: &str, offset: usize) {
+        let valid = id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !valid {
+            self.error(
+                offset,
+                format!("{what} name {id:?} must start with a letter or digit and contain only letters, digits, '-', '_' and '.'"),
+            );
+        }
+    }
+
+    /// Builds the rule-set input and the per-rule settings, reporting
+    /// syntax errors and unknown sinks on the way.
+    fn rules_input(&mut self, raw: &RawConfig, sinks: &[SinkConfig]) -> (RuleSetInput, Vec<Rule>) {
+        let mut input = RuleSetInput::default();
+        for (id, entity) in &raw.entities {
+            self.check_id("entity", id, entity.span().start);
+            let RawEntity { class, aliases, not } = entity.get_ref();
+            if aliases.get_ref().is_empty() {
+                self.error(aliases.span().start, format!("entity \"{id}\": aliases is empty"));
+            }
+            input.entities.push(EntityDef {
+                id: id.clone(),
+                class: class.as_ref().map(|c| c.get_ref().clone()),
+                aliases: aliases.get_ref().iter().map(|a| a.get_ref().clone()).collect(),
+                not: not.iter().map(|n| n.get_ref().clone()).collect(),
+            });
+        }
+        for (name, items) in &raw.lists {
+            if items.get_ref().is_empty() {
+                self.error(items.span().start, format!("list \"{name}\" is empty"));
+            }
+            input.lists.insert(
+                name.clone(),
+                items.get_ref().iter().map(|i| i.get_ref().clone()).collect(),
+            );
+        }
+        let mut ordered: Vec<(&String, &Spanned<RawRule>)> = raw.rules.iter().collect();
+        ordered.sort_by_key(|(_, rule)| rule.span().start);
+        let mut rules = Vec::new();
+        for (id, spanned) in ordered {
+            self.check_id("rule", id, spanned.span().start);
+            let rule = spanned.get_ref();
+            let expr = match expr::parse(rule.match_expr.get_ref()) {
+                Ok(expr) => expr,
+                Err(error) => {
+                    let offset = self.expression_offset(&rule.match_expr, error.span.start);
+                    self.error(offset, format!("rule \"{id}\": {}", error.message));
+                    continue;
+                }
+            };
+            let first_seen = rule.first_seen.as_ref().is_some_and(|f| *f.get_ref());
+            if first_seen && !mentions_entities(&expr) {
+                let offset = rule.first_seen.as_ref().map_or(spanned.span().start, |f| f.span().start);
+                self.error(
+                    offset,
+                    format!("rule \"{id}\": first_seen needs an entity: or class: term in the match expression"),
+                );
+            }
+            let sink_indexes = match &rule.sinks {
+                None => (0..sinks.len()).collect(),
+                Some(names) => {
+                    if names.get_ref().is_empty() {
+                        self.error(
+                            names.span().start,
+                            format!("rule \"{id}\": sinks is empty, its alerts would go nowhere (leave it out to use every sink)"),
+                        );
+                    }
+                    let mut indexes = Vec::new();
+                    for name in names.get_ref() {
+                        match sinks.iter().position(|s| &s.name == name.get_ref()) {
+                            Some(index) => indexes.push(index),
+                            None => {
+                                let hint = did_you_mean(name.get_ref(), raw.sinks.keys().map(String::as_str));
+                                self.error(
+                                    name.span().start,
+                                    format!("rule \"{id}\": unknown sink \"{}\"{hint}", name.get_ref()),
+                                );
+                            }
+                        }
+                    }
+                    indexes.dedup();
+                    indexes
+                }
+            };
+            rules.push(Rule {
+                id: id.clone(),
+                description: rule
+                    .description
+                    .clone()
+                    .unwrap_or_else(|| rule.match_expr.get_ref().clone()),
+                severity: rule.severity.unwrap_or_default(),
+                sinks: sink_indexes,
+                first_seen,
+            });
+            input.rules.push(RuleDef {
+                id: id.clone(),
+                expr,
+            });
+        }
+        (input, rules)
+    }
+
+    /// Byte offset in the file of byte `offset` inside a match expression.
+    fn expression_offset(&self, value: &Spanned<String>, offset: usize) -> usize {
+        let span = value.span();
+        let literal = &self.source[span.clone()];
+        let mut opening = if literal.starts_with("'''") || literal.starts_with("\"\"\"") {
+            3
+        } else {
+            1
+        };
+        if opening == 3 && literal[3..].starts_with('\n') {
+            opening += 1;
+        }
+        (span.start + opening + offset).min(span.end)
+    }
+
+    fn origin_offset(&self, raw: &RawConfig, input: &RuleSetInput, origin: &Origin) -> usize {
+        match origin {
+            Origin::Rule { index, span } => {
+                let id = &input.rules[*index].id;
+                raw.rules
+                    .get(id)
+                    .map_or(0, |rule| self.expression_offset(&rule.get_ref().match_expr, span.start))
+            }
+            Origin::Alias { entity, alias } => {
+                let id = &input.entities[*entity].id;
+                raw.entities.get(id).map_or(0, |e| {
+                    let aliases = &e.get_ref().aliases;
+                    aliases.get_ref().get(*alias).map_or(aliases.span().start, |a| a.span().start)
+                })
+            }
+            Origin::NotContext { entity, item } => {
+                let id = &input.entities[*entity].id;
+                raw.entities.get(id).map_or(0, |e| {
+                    e.get_ref().not.get(*item).map_or(e.span().start, |n| n.span().start)
+                })
+            }
+            Origin::ListItem { list, item } => raw.lists.get(list).map_or(0, |items| {
+                items.get_ref().get(*item).map_or(items.span().start, |i| i.span().start)
+            }),
+        }
+    }
+}
+
+fn mentions_entities(expr: &Expr) -> bool {
+    match expr {
+        Expr::Term(term) => matches!(term.kind, TermKind::Entity(_) | TermKind::Class(_)),
+        Expr::And(parts) | Expr::Or(parts) => parts.iter().any(mentions_entities),
+        Expr::Not(_) => false,
+        Expr::Near { left, right, .. } => mentions_entities(left) || mentions_entities(right),
+    }
+}
+
+/// Replaces every `${NAME}` with the variable's value. The error names the
+/// variable, never the value.
+fn expand_env(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            return Err("unterminated ${ in value".to_string());
+        };
+        let name = &after[..end];
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("invalid environment variable name {name:?}"));
+        }
+        match env(name) {
+            Some(found) => out.push_str(&found),
+            None => return Err(format!("environment variable {name} is not set")),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// "16 MiB", "500kB", "1024" -> bytes.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid size {text:?}: expected e.g. \"16 MiB\""))?;
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" | "k" => 1_000,
+        "kib" => 1 << 10,
+        "mb" | "m" => 1_000_000,
+        "mib" => 1 << 20,
+        "gb" | "g" => 1_000_000_000,
+        "gib" => 1 << 30,
+        other => return Err(format!("invalid size unit {other:?} in {text:?}: use B, kB, KiB, MB, MiB, GB or GiB")),
+    };
+    Ok((number * multiplier as f64) as u64)
+}
+
+/// "10s", "500ms", "2m", "1h" -> duration.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: expected e.g. \"10s\""))?;
+    let seconds = match unit.trim() {
+        "ms" => number / 1000.0,
+        "s" | "" => number,
+        "m" | "min" => number * 60.0,
+        "h" => number * 3600.0,
+        "d" => number * 86400.0,
+        other => return Err(format!("invalid duration unit {other:?} in {text:?}: use ms, s, m, h or d")),
+    };
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,107 @@
+//! The config file exactly as written: serde structs that reject unknown
+//! keys and remember where each value is (for `FILE:LINE:COL` errors).
+//! Nothing here checks meaning; that is `load`'s job.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::alert::payload::Severity;
+
+/// The whole config.toml.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// The folder newswatch watches for new articles.
+    pub watch: RawWatch,
+    /// Where newswatch keeps its database.
+    #[serde(default)]
+    pub state: RawState,
+    /// Named word lists, used in rules as `list:NAME`.
+    #[serde(default)]
+    pub lists: BTreeMap<String, Spanned<Vec<Spanned<String>>>>,
+    /// Named things to recognise in every spelling, used as `entity:ID` and `class:NAME`.
+    #[serde(default)]
+    pub entities: BTreeMap<String, Spanned<RawEntity>>,
+    /// The alert rules; the table name is the rule id.
+    #[serde(default)]
+    pub rules: BTreeMap<String, Spanned<RawRule>>,
+    /// Where alerts go; with no sinks at all, a file sink writing to `alerts/`.
+    #[serde(default)]
+    pub sinks: BTreeMap<String, Spanned<RawSink>>,
+}
+
+/// `[watch]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWatch {
+    /// Folder watched for new articles (not recursive), relative to the config file.
+    pub dir: Spanned<String>,
+    /// File extensions that are articles (without the dot, case-insensitive).
+    /// Default: txt, md, html, json.
+    pub extensions: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Larger files are skipped with a warning, e.g. "16 MiB" (the default).
+    pub max_file_size: Option<Spanned<String>>,
+}
+
+/// `[state]`
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawState {
+    /// Folder of the embedded database, relative to the config file;
+    /// created when missing. Default: "state".
+    pub dir: Option<Spanned<String>>,
+}
+
+/// `[entities.ID]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEntity {
+    /// Optional class, matched by `class:NAME` (e.g. "air-defense").
+    pub class: Option<Spanned<String>>,
+    /// Every name of the entity; a trailing `*` matches any word starting so.
+    pub aliases: Spanned<Vec<Spanned<String>>>,
+    /// Phrases in which an alias does NOT mean this entity ("Minsk agreements").
+    #[serde(default)]
+    pub not: Vec<Spanned<String>>,
+}
+
+/// `[rules.ID]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    /// What the rule watches for, shown in every alert.
+    pub description: Option<String>,
+    /// The match expression (see the README's rule language).
+    #[serde(rename = "match")]
+    pub match_expr: Spanned<String>,
+    /// info, warning (default) or critical.
+    pub severity: Option<Severity>,
+    /// Sink names the rule's alerts go to; default: every sink.
+    pub sinks: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Fire once per entity, the first time it is ever seen.
+    pub first_seen: Option<Spanned<bool>>,
+}
+
+/// `[sinks.NAME]`: one table for every sink type; `load` checks which keys
+/// each type accepts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSink {
+    /// "slack", "webhook" or "file".
+    #[serde(rename = "type")]
+    pub kind: Spanned<String>,
+    /// slack, webhook: the URL to POST to; `${VAR}` reads the environment.
+    pub url: Option<Spanned<String>>,
+    /// slack, webhook: a file holding the URL (e.g. a systemd credential).
+    pub url_file: Option<Spanned<String>>,
+    /// webhook: key that signs each request (Standard Webhooks); `${VAR}` allowed.
+    pub secret: Option<Spanned<String>>,
+    /// webhook: a file holding the signing key.
+    pub secret_file: Option<Spanned<String>>,
+    /// file: folder of the JSON Lines files, relative to the config file.
+    pub dir: Option<Spanned<String>>,
+    /// slack, webhook: how long one request may take, e.g. "10s" (the default).
+    pub timeout: Option<Spanned<String>>,
+}

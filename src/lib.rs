@@ -1,0 +1,7 @@
+//! newswatch: watches a folder of news articles, runs keyword and entity
+//! rules on each new one, and delivers alerts to Slack, JSON webhooks and
+//! JSON Lines files. See ARCHITECTURE.md for the map.
+
+pub mod alert;
+pub mod config;
+pub mod rules;

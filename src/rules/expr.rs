@@ -1,0 +1,486 @@
+//! The match-expression language of SPEC.md: parsing a rule's `match` string
+//! into an [`Expr`] tree, with errors that point at a byte range of the
+//! expression so `newswatch check` can name the exact column.
+//!
+//! Grammar, loosest binding first (operators are upper case; any other word is
+//! a term):
+//!
+//! ```text
+//! or    := and ( "OR" and )*
+//! and   := near ( "AND"? near )*          juxtaposition means AND
+//! near  := unary ( "NEAR/" n unary )*     left-associative
+//! unary := "NOT" unary | primary
+//! primary := "(" or ")" | term
+//! term  := word | word* | "phrase" | "phrase prefix*"
+//!        | entity:ID | class:NAME | list:NAME
+//! ```
+//!
+//! This module only knows syntax: it never resolves names and never folds text.
+
+use std::fmt;
+use std::ops::Range;
+
+/// A parsed match expression.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expr {
+    Term(Term),
+    And(Vec<Expr>),
+    Or(Vec<Expr>),
+    Not(Box<Expr>),
+    Near {
+        left: Box<Expr>,
+        right: Box<Expr>,
+        /// The most words allowed between the two sides.
+        distance: u32,
+        /// Where the `NEAR/n` operator is, for error messages.
+        span: Range<usize>,
+    },
+}
+
+/// A leaf of the expression, with its position in the source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Term {
+    pub kind: TermKind,
+    pub span: Range<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TermKind {
+    /// A word or a phrase, as written; `prefix` when it ended with `*`.
+    Text { text: String, prefix: bool },
+    /// `entity:ID`
+    Entity(String),
+    /// `class:NAME`
+    Class(String),
+    /// `list:NAME`
+    List(String),
+}
+
+/// A syntax error at a byte range of the expression.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    pub message: String,
+    pub span: Range<usize>,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// Parses a match expression.
+pub fn parse(source: &str) -> Result<Expr, ParseError> {
+    let tokens = lex(source)?;
+    if tokens.is_empty() {
+        return Err(ParseError {
+            message: "empty match expression".to_string(),
+            span: 0..source.len(),
+        });
+    }
+    let mut parser = Parser {
+        tokens,
+        position: 0,
+        source_len: source.len(),
+    };
+    let expr = parser.parse_or()?;
+    if let Some(token) = parser.peek() {
+        let message = match token.kind {
+            Lexeme::RParen => "unmatched ')'".to_string(),
+            _ => format!("unexpected {}", token.kind.describe()),
+        };
+        return Err(ParseError {
+            message,
+            span: token.span.clone(),
+        });
+    }
+    Ok(expr)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Lexeme {
+    LParen,
+    RParen,
+    And,
+    Or,
+    Not,
+    Near(u32),
+    Term(TermKind),
+}
+
+impl Lexeme {
+    fn describe(&self) -> String {
+        match self {
+            Lexeme::LParen => "'('".to_string(),
+            Lexeme::RParen => "')'".to_string(),
+            Lexeme::And => "AND".to_string(),
+            Lexeme::Or => "OR".to_string(),
+            Lexeme::Not => "NOT".to_string(),
+            Lexeme::Near(distance) => format!("NEAR/{distance}"),
+            Lexeme::Term(_) => "term".to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Token {
+    kind: Lexeme,
+    span: Range<usize>,
+}
+
+fn is_open_quote(c: char) -> bool {
+    matches!(c, '"' | '\u{201C}' | '\u{201E}')
+}
+
+fn is_close_quote(c: char) -> bool {
+    matches!(c, '"' | '\u{201D}' | '\u{201C}')
+}
+
+fn lex(source: &str) -> Result<Vec<Token>, ParseError> {
+    let mut tokens = Vec::new();
+    let mut chars = source.char_indices().peekable();
+    while let Some(&(start, c)) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+            continue;
+        }
+        if c == '(' || c == ')' {
+            chars.next();
+            let kind = if c == '(' { Lexeme::LParen } else { Lexeme::RParen };
+            tokens.push(Token {
+                kind,
+                span: start..start + 1,
+            });
+            continue;
+        }
+        if is_open_quote(c) {
+            chars.next();
+            let content_start = start + c.len_utf8();
+            let mut end = None;
+            for (index, inner) in chars.by_ref() {
+                if is_close_quote(inner) {
+                    end = Some((index, index + inner.len_utf8()));
+                    break;
+                }
+            }
+            let Some((content_end, token_end)) = end else {
+                return Err(ParseError {
+                    message: "unterminated phrase: missing closing '\"'".to_string(),
+                    span: start..source.len(),
+                });
+            };
+            let content = &source[content_start..content_end];
+            let span = start..token_end;
+            let kind = text_term(content, span.clone(), true)?;
+            tokens.push(Token { kind, span });
+            continue;
+        }
+        let mut end = start;
+        while let Some(&(index, inner)) = chars.peek() {
+            if inner.is_whitespace() || inner == '(' || inner == ')' || is_open_quote(inner) {
+                break;
+            }
+            end = index + inner.len_utf8();
+            chars.next();
+        }
+        let span = start..end;
+        let kind = word_lexeme(&source[start..end], span.clone())?;
+        tokens.push(Token { kind, span });
+    }
+    Ok(tokens)
+}
+
+fn word_lexeme(word: &str, span: Range<usize>) -> Result<Lexeme, ParseError> {
+    match word {
+        "AND" => return Ok(Lexeme::And),
+        "OR" => return Ok(Lexeme::Or),
+        "NOT" => return Ok(Lexeme::Not),
+        "NEAR" => {
+            return Err(ParseError {
+                message: "NEAR needs a distance in words, e.g. NEAR/5".to_string(),
+                span,
+            })
+        }
+        _ => {}
+    }
+    if let Some(distance) = word.strip_prefix("NEAR/") {
+        return match distance.parse::<u32>() {
+            Ok(distance) if distance <= 1000 => Ok(Lexeme::Near(distance)),
+            _ => Err(ParseError {
+                message: format!(
+                    "invalid NEAR distance {distance:?}: expected a whole number of words from 0 to 1000"
+                ),
+                span,
+            }),
+        };
+    }
+    let lower = word.to_ascii_lowercase();
+    let is_operator_word =
+        matches!(lower.as_str(), "and" | "or" | "not" | "near") || lower.starts_with("near/");
+    if is_operator_word && word != word.to_ascii_uppercase() {
+        return Err(ParseError {
+            message: format!(
+                "operators are upper case: write {} (to search for the word itself, quote it: \"{word}\")",
+                word.to_ascii_uppercase()
+            ),
+            span,
+        });
+    }
+    for (prefix, make) in [
+        ("entity:", TermKind::Entity as fn(String) -> TermKind),
+        ("class:", TermKind::Class),
+        ("list:", TermKind::List),
+    ] {
+        if let Some(name) = word.strip_prefix(prefix) {
+            if name.is_empty() {
+                return Err(ParseError {
+                    message: format!("'{prefix}' needs a name right after the colon"),
+                    span,
+                });
+            }
+            return Ok(Lexeme::Term(make(name.to_string())));
+        }
+    }
+    text_term(word, span, false)
+}
+
+fn text_term(text: &str, span: Range<usize>, quoted: bool) -> Result<Lexeme, ParseError> {
+    let (body, prefix) = match text.strip_suffix('*') {
+        Some(body) => (body, true),
+        None => (text, false),
+    };
+    if let Some(star) = body.find('*') {
+        let offset = span.start + usize::from(quoted) + star;
+        return Err(ParseError {
+            message: "'*' is only allowed at the end of a word".to_string(),
+            span: offset..offset + 1,
+        });
+    }
+    if !body.chars().any(char::is_alphanumeric) {
+        let what = if quoted { "phrase" } else { "term" };
+        return Err(ParseError {
+            message: format!("{what} {text:?} has no letters or digits"),
+            span,
+        });
+    }
+    Ok(Lexeme::Term(TermKind::Text {
+        text: body.to_string(),
+        prefix,
+    }))
+}
+
+struct Parser {
+    tokens: Vec<Token>,
+    position: usize,
+    source_len: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.position)
+    }
+
+    fn advance(&mut self) -> Option<Token> {
+        let token = self.tokens.get(self.position).cloned();
+        self.position += 1;
+        token
+    }
+
+    fn end_span(&self) -> Range<usize> {
+        self.source_len..self.source_len
+    }
+
+    fn parse_or(&mut self) -> Result<Expr, ParseError> {
+        let mut alternatives = vec![self.parse_and()?];
+        while matches!(self.peek(), Some(Token { kind: Lexeme::Or, .. })) {
+            self.advance();
+            alternatives.push(self.parse_and()?);
+        }
+        Ok(collapse(alternatives, Expr::Or))
+    }
+
+    fn parse_and(&mut self) -> Result<Expr, ParseError> {
+        let mut parts = vec![self.parse_near()?];
+        loop {
+            match self.peek().map(|token| &token.kind) {
+                Some(Lexeme::And) => {
+                    self.advance();
+                    parts.push(self.parse_near()?);
+                }
+                Some(Lexeme::Term(_) | Lexeme::LParen | Lexeme::Not) => {
+                    parts.push(self.parse_near()?);
+                }
+                _ => break,
+            }
+        }
+        Ok(collapse(parts, Expr::And))
+    }
+
+    fn parse_near(&mut self) -> Result<Expr, ParseError> {
+        let mut left = self.parse_unary()?;
+        while let Some(Token {
+            kind: Lexeme::Near(distance),
+            span,
+        }) = self.peek().cloned()
+        {
+            self.advance();
+            let right = self.parse_unary()?;
+            left = Expr::Near {
+                left: Box::new(left),
+                right: Box::new(right),
+                distance,
+                span,
+            };
+        }
+        Ok(left)
+    }
+
+    fn parse_unary(&mut self) -> Result<Expr, ParseError> {
+        if matches!(self.peek(), Some(Token { kind: Lexeme::Not, .. })) {
+            self.advance();
+            return Ok(Expr::Not(Box::new(self.parse_unary()?)));
+        }
+        self.parse_primary()
+    }
+
+    fn parse_primary(&mut self) -> Result<Expr, ParseError> {
+        let Some(token) = self.advance() else {
+            return Err(ParseError {
+                message: "expected a term at the end of the expression".to_string(),
+                span: self.end_span(),
+            });
+        };
+        match token.kind {
+            Lexeme::Term(kind) => Ok(Expr::Term(Term {
+                kind,
+                span: token.span,
+            })),
+            Lexeme::LParen => {
+                let inner = self.parse_or()?;
+                match self.advance() {
+                    Some(Token {
+                        kind: Lexeme::RParen,
+                        ..
+                    }) => Ok(inner),
+                    _ => Err(ParseError {
+                        message: "'(' is never closed".to_string(),
+                        span: token.span,
+                    }),
+                }
+            }
+            other => Err(ParseError {
+                message: format!("expected a term, found {}", other.describe()),
+                span: token.span,
+            }),
+        }
+    }
+}
+
+fn collapse(mut items: Vec<Expr>, make: fn(Vec<Expr>) -> Expr) -> Expr {
+    if items.len() == 1 {
+        items.remove(0)
+    } else {
+        make(items)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Renders an expression compactly so expectations read like the input.
+    fn show(expr: &Expr) -> String {
+        match expr {
+            Expr::Term(term) => match &term.kind {
+                TermKind::Text { text, prefix } => {
+                    format!("{text:?}{}", if *prefix { "*" } else { "" })
+                }
+                TermKind::Entity(name) => format!("entity:{name}"),
+                TermKind::Class(name) => format!("class:{name}"),
+                TermKind::List(name) => format!("list:{name}"),
+            },
+            Expr::And(parts) => format!(
+                "(and {})",
+                parts.iter().map(show).collect::<Vec<_>>().join(" ")
+            ),
+            Expr::Or(parts) => format!(
+                "(or {})",
+                parts.iter().map(show).collect::<Vec<_>>().join(" ")
+            ),
+            Expr::Not(inner) => format!("(not {})", show(inner)),
+            Expr::Near {
+                left,
+                right,
+                distance,
+                ..
+            } => format!("(near/{distance} {} {})", show(left), show(right)),
+        }
+    }
+
+    #[test]
+    fn parses_the_spec_forms_with_the_right_precedence() {
+        let cases = [
+            ("Tobruk", r#""Tobruk""#),
+            (r#""air defense""#, r#""air defense""#),
+            ("visit*", r#""visit"*"#),
+            ("entity:minsk NEAR/12 list:visit", "(near/12 entity:minsk list:visit)"),
+            ("class:air-defense", "class:air-defense"),
+            ("a b", r#"(and "a" "b")"#),
+            ("a AND b OR c", r#"(or (and "a" "b") "c")"#),
+            ("a OR b c", r#"(or "a" (and "b" "c"))"#),
+            ("NOT a b", r#"(and (not "a") "b")"#),
+            ("a AND NOT b", r#"(and "a" (not "b"))"#),
+            ("(a OR b) NEAR/3 c", r#"(near/3 (or "a" "b") "c")"#),
+            ("a NEAR/1 b NEAR/2 c", r#"(near/2 (near/1 "a" "b") "c")"#),
+            ("a NEAR/5 b OR c", r#"(or (near/5 "a" "b") "c")"#),
+            ("“House of Belarus”", r#""House of Belarus""#),
+            (r#""air defen*""#, r#""air defen"*"#),
+            (r#"Tor-M2 "and" Minsk"#, r#"(and "Tor-M2" "and" "Minsk")"#),
+            ("((Tobruk))", r#""Tobruk""#),
+        ];
+        for (source, expected) in cases {
+            let expr = parse(source).unwrap_or_else(|e| panic!("{source:?}: {e:?}"));
+            assert_eq!(show(&expr), expected, "source {source:?}");
+        }
+    }
+
+    #[test]
+    fn terms_remember_where_they_are() {
+        let Expr::Near { left, right, span, .. } = parse("entity:minsk NEAR/12 list:visit").unwrap()
+        else {
+            panic!("expected NEAR");
+        };
+        assert_eq!(span, 13..20);
+        let (Expr::Term(left), Expr::Term(right)) = (*left, *right) else {
+            panic!("expected terms");
+        };
+        assert_eq!(left.span, 0..12);
+        assert_eq!(right.span, 21..31);
+    }
+
+    #[test]
+    fn errors_point_at_the_offending_bytes() {
+        let cases: [(&str, &str, Range<usize>); 13] = [
+            ("a or b", "operators are upper case: write OR (to search for the word itself, quote it: \"or\")", 2..4),
+            ("", "empty match expression", 0..0),
+            ("   ", "empty match expression", 0..3),
+            ("a AND", "expected a term at the end of the expression", 5..5),
+            ("(a OR b", "'(' is never closed", 0..1),
+            ("a OR b)", "unmatched ')'", 6..7),
+            ("a NEAR b", "NEAR needs a distance in words, e.g. NEAR/5", 2..6),
+            ("a NEAR/x b", "invalid NEAR distance \"x\": expected a whole number of words from 0 to 1000", 2..8),
+            ("vis*t", "'*' is only allowed at the end of a word", 3..4),
+            ("\"air defense", "unterminated phrase: missing closing '\"'", 0..12),
+            ("entity: x", "'entity:' needs a name right after the colon", 0..7),
+            ("a OR OR b", "expected a term, found OR", 5..7),
+            ("Tobruk -- ", "term \"--\" has no letters or digits", 7..9),
+        ];
+        for (source, message, span) in cases {
+            let error = parse(source).expect_err(source);
+            assert_eq!(error.message, message, "source {source:?}");
+            assert_eq!(error.span, span, "source {source:?}");
+        }
+    }
+}

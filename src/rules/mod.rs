@@ -1,0 +1,15 @@
+//! The rule engine: normalisation, the match-expression language and the
+//! compiled rule set.
+//!
+//! Everything in here is pure: no I/O, no async, no clock. Once a
+//! [`RuleSet`] compiled, scanning an article cannot fail. State that spans
+//! articles (`first_seen`) lives in the caller, not here.
+
+pub mod expr;
+pub mod normalize;
+pub mod ruleset;
+
+#[cfg(test)]
+mod tests;
+
+pub use ruleset::{CompileError, EntityDef, Origin, RuleDef, RuleMatch, RuleSet, RuleSetInput};

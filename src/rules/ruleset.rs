@@ -1,0 +1,685 @@
+//! The compiled rule set: every word, phrase, prefix, alias, `not` context
+//! and list item of every rule in ONE Aho-Corasick automaton over the
+//! canonical text of [`crate::rules::normalize`], plus each rule's expression
+//! with its leaves resolved to pattern and entity indexes.
+//!
+//! Scanning an article is one pass of the automaton, whatever the number of
+//! rules; only the rules whose terms were hit are evaluated afterwards.
+//!
+//! Invariant: once [`RuleSet::compile`] succeeded, [`RuleSet::scan`] cannot
+//! fail and does no I/O. Names (entities, classes, lists) are resolved here,
+//! so a typo is a compile error, never a rule that silently never fires.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+
+use super::expr::{Expr, TermKind};
+use super::normalize::{normalize, normalize_term, Normalized};
+
+/// An entity as the rule set needs it.
+#[derive(Debug, Clone, Default)]
+pub struct EntityDef {
+    pub id: String,
+    pub class: Option<String>,
+    /// Names that denote the entity; a trailing `*` makes an alias a prefix.
+    pub aliases: Vec<String>,
+    /// Phrases in which an alias does not denote the entity ("Minsk agreements").
+    pub not: Vec<String>,
+}
+
+/// A rule as the rule set needs it: its id and its parsed expression.
+#[derive(Debug, Clone)]
+pub struct RuleDef {
+    pub id: String,
+    pub expr: Expr,
+}
+
+/// Everything a rule set is compiled from.
+#[derive(Debug, Clone, Default)]
+pub struct RuleSetInput {
+    pub entities: Vec<EntityDef>,
+    /// Named word lists; items may be phrases and may end with `*`.
+    pub lists: BTreeMap<String, Vec<String>>,
+    pub rules: Vec<RuleDef>,
+}
+
+/// Where a compile error comes from, so the config layer can point at it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A byte range of rule `rules[index]`'s match expression.
+    Rule { index: usize, span: Range<usize> },
+    /// `entities[index].aliases[alias]`.
+    Alias { entity: usize, alias: usize },
+    /// `entities[index].not[item]`.
+    NotContext { entity: usize, item: usize },
+    /// `lists[name][item]`.
+    ListItem { list: String, item: usize },
+}
+
+/// A reason a rule set cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompileError {
+    pub origin: Origin,
+    pub message: String,
+}
+
+/// A fired rule with the evidence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleMatch {
+    /// Index of the rule in [`RuleSetInput::rules`].
+    pub rule: usize,
+    /// Byte ranges of the original text that made the rule fire, sorted,
+    /// without duplicates. A `NEAR` pair is one range covering both sides.
+    pub spans: Vec<Range<usize>>,
+    /// Entity mentions among them: (entity index, byte range), in text order.
+    pub entities: Vec<(usize, Range<usize>)>,
+}
+
+type PatternId = usize;
+type LeafId = usize;
+type EntityIdx = usize;
+
+/// Who cares about a pattern when the automaton finds it.
+#[derive(Debug, Clone, Copy)]
+enum PatternUse {
+    Leaf(LeafId),
+    Alias(EntityIdx),
+    NotContext(EntityIdx),
+}
+
+#[derive(Debug)]
+struct PatternInfo {
+    prefix: bool,
+    uses: Vec<PatternUse>,
+}
+
+#[derive(Debug, Default)]
+struct Leaf {
+    rule: usize,
+    patterns: Vec<PatternId>,
+    entities: Vec<EntityIdx>,
+}
+
+#[derive(Debug)]
+enum Node {
+    Leaf(LeafId),
+    And(Vec<Node>),
+    Or(Vec<Node>),
+    Not(Box<Node>),
+    Near {
+        left: Box<Node>,
+        right: Box<Node>,
+        distance: u32,
+    },
+}
+
+/// The compiled, immutable rule set. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct RuleSet {
+    automaton: AhoCorasick,
+    patterns: Vec<PatternInfo>,
+    leaves: Vec<Leaf>,
+    entity_ids: Vec<String>,
+    /// For each entity, the leaves that reference it (directly or by class).
+    entity_leaves: Vec<Vec<LeafId>>,
+    rule_ids: Vec<String>,
+    rules: Vec<Node>,
+}
+
+/// A hit in word positions: `first..=last` tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct TokenSpan {
+    first: u32,
+    last: u32,
+}
+
+impl TokenSpan {
+    fn overlaps(self, other: TokenSpan) -> bool {
+        self.first <= other.last && other.first <= self.last
+    }
+
+    fn contains(self, other: TokenSpan) -> bool {
+        self.first <= other.first && other.last <= self.last
+    }
+
+    /// Number of words strictly between the two spans (0 when they touch or overlap).
+    fn gap(self, other: TokenSpan) -> u32 {
+        if self.last < other.first {
+            other.first - self.last - 1
+        } else if other.last < self.first {
+            self.first - other.last - 1
+        } else {
+            0
+        }
+    }
+
+    fn merge(self, other: TokenSpan) -> TokenSpan {
+        TokenSpan {
+            first: self.first.min(other.first),
+            last: self.last.max(other.last),
+        }
+    }
+}
+
+/// What an expression node found: the spans that count as its evidence and
+/// the entity mentions inside them.
+#[derive(Debug, Default)]
+struct Evidence {
+    spans: Vec<TokenSpan>,
+    entities: Vec<(EntityIdx, TokenSpan)>,
+}
+
+impl RuleSet {
+    /// Resolves names, folds every term and builds the automaton. Returns
+    /// every error found, not only the first.
+    pub fn compile(input: &RuleSetInput) -> Result<RuleSet, Vec<CompileError>> {
+        let mut compiler = Compiler::new(input);
+        compiler.add_entities();
+        let mut rules = Vec::with_capacity(input.rules.len());
+        for (index, rule) in input.rules.iter().enumerate() {
+            if let Some(node) = compiler.rule(index, &rule.expr) {
+                rules.push(node);
+            }
+        }
+        if !compiler.errors.is_empty() {
+            return Err(compiler.errors);
+        }
+        let automaton = AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .build(&compiler.pattern_texts)
+            .map_err(|error| {
+                vec![CompileError {
+                    origin: Origin::Rule {
+                        index: 0,
+                        span: 0..0,
+                    },
+                    message: format!("the rule set is too large to compile: {error}"),
+                }]
+            })?;
+        let entity_count = input.entities.len();
+        let mut entity_leaves = vec![Vec::new(); entity_count];
+        for (leaf_id, leaf) in compiler.leaves.iter().enumerate() {
+            for &entity in &leaf.entities {
+                entity_leaves[entity].push(leaf_id);
+            }
+        }
+        Ok(RuleSet {
+            automaton,
+            patterns: compiler.patterns,
+            leaves: compiler.leaves,
+            entity_ids: input.entities.iter().map(|e| e.id.clone()).collect(),
+            entity_leaves,
+            rule_ids: input.rules.iter().map(|r| r.id.clone()).collect(),
+            rules,
+        })
+    }
+
+    /// Number of rules.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Number of distinct patterns in the automaton.
+    pub fn pattern_count(&self) -> usize {
+        self.patterns.len()
+    }
+
+    /// Heap bytes used by the automaton.
+    pub fn automaton_memory(&self) -> usize {
+        self.automaton.memory_usage()
+    }
+
+    pub fn rule_id(&self, rule: usize) -> &str {
+        &self.rule_ids[rule]
+    }
+
+    pub fn entity_id(&self, entity: usize) -> &str {
+        &self.entity_ids[entity]
+    }
+
+    /// Runs every rule on `text`; returns the rules that fire, in rule order.
+    pub fn scan(&self, text: &str) -> Vec<RuleMatch> {
+        let normalized = normalize(text);
+        self.scan_normalized(&normalized)
+    }
+
+    /// Like [`RuleSet::scan`] on text that is already normalised.
+    pub fn scan_normalized(&self, normalized: &Normalized) -> Vec<RuleMatch> {
+        let hits = self.find_hits(normalized);
+        if hits.is_empty() {
+            return Vec::new();
+        }
+        let mut leaf_spans: HashMap<LeafId, Vec<(TokenSpan, Option<EntityIdx>)>> = HashMap::new();
+        let mut alias_hits: HashMap<EntityIdx, Vec<TokenSpan>> = HashMap::new();
+        let mut not_hits: HashMap<EntityIdx, Vec<TokenSpan>> = HashMap::new();
+        for &(pattern, span) in &hits {
+            for pattern_use in &self.patterns[pattern].uses {
+                match *pattern_use {
+                    PatternUse::Leaf(leaf) => leaf_spans.entry(leaf).or_default().push((span, None)),
+                    PatternUse::Alias(entity) => alias_hits.entry(entity).or_default().push(span),
+                    PatternUse::NotContext(entity) => not_hits.entry(entity).or_default().push(span),
+                }
+            }
+        }
+        for (entity, spans) in alias_hits {
+            let excluded = not_hits.get(&entity).map(Vec::as_slice).unwrap_or_default();
+            for span in spans {
+                if excluded.iter().any(|not| not.overlaps(span)) {
+                    continue;
+                }
+                for &leaf in &self.entity_leaves[entity] {
+                    leaf_spans.entry(leaf).or_default().push((span, Some(entity)));
+                }
+            }
+        }
+        let mut touched_rules: Vec<usize> = leaf_spans.keys().map(|&leaf| self.leaves[leaf].rule).collect();
+        touched_rules.sort_unstable();
+        touched_rules.dedup();
+
+        let mut fired = Vec::new();
+        for rule in touched_rules {
+            let Some(evidence) = evaluate(&self.rules[rule], &leaf_spans) else {
+                continue;
+            };
+            if evidence.spans.is_empty() {
+                continue;
+            }
+            fired.push(to_rule_match(rule, evidence, normalized));
+        }
+        fired
+    }
+
+    /// One pass of the automaton: (pattern, word span) for every occurrence.
+    fn find_hits(&self, normalized: &Normalized) -> Vec<(PatternId, TokenSpan)> {
+        let mut hits = Vec::new();
+        for found in self.automaton.find_overlapping_iter(normalized.text.as_str()) {
+            let pattern = found.pattern().as_usize();
+            // Every pattern starts with the space before its first word; a
+            // whole-word pattern also ends with the space after its last word.
+            let first = normalized.token_at(found.start() + 1);
+            let last_char = if self.patterns[pattern].prefix {
+                found.end() - 1
+            } else {
+                found.end() - 2
+            };
+            let last = normalized.token_at(last_char);
+            hits.push((
+                pattern,
+                TokenSpan {
+                    first: first as u32,
+                    last: last as u32,
+                },
+            ));
+        }
+        hits
+    }
+}
+
+fn to_rule_match(rule: usize, mut evidence: Evidence, normalized: &Normalized) -> RuleMatch {
+    let bytes = |span: TokenSpan| {
+        normalized.tokens[span.first as usize].start..normalized.tokens[span.last as usize].end
+    };
+    evidence.spans.sort_unstable();
+    evidence.spans.dedup();
+    // Drop spans wholly inside another one: "visit to Minsk" already shows "Minsk".
+    let mut spans: Vec<TokenSpan> = Vec::with_capacity(evidence.spans.len());
+    for span in evidence.spans {
+        if spans.iter().any(|kept| kept.contains(span)) {
+            continue;
+        }
+        spans.retain(|kept| !span.contains(*kept));
+        spans.push(span);
+    }
+    spans.sort_unstable();
+    evidence.entities.sort_unstable_by_key(|&(entity, span)| (span, entity));
+    evidence.entities.dedup();
+    RuleMatch {
+        rule,
+        spans: spans.into_iter().map(bytes).collect(),
+        entities: evidence
+            .entities
+            .into_iter()
+            .map(|(entity, span)| (entity, bytes(span)))
+            .collect(),
+    }
+}
+
+/// Evaluates a rule's expression on the leaf hits; `None` when it is false.
+fn evaluate(node: &Node, leaf_spans: &HashMap<LeafId, Vec<(TokenSpan, Option<EntityIdx>)>>) -> Option<Evidence> {
+    match node {
+        Node::Leaf(leaf) => {
+            let spans = leaf_spans.get(leaf)?;
+            let mut evidence = Evidence::default();
+            for &(span, entity) in spans {
+                evidence.spans.push(span);
+                if let Some(entity) = entity {
+                    evidence.entities.push((entity, span));
+                }
+            }
+            Some(evidence)
+        }
+        Node::And(parts) => {
+            let mut evidence = Evidence::default();
+            for part in parts {
+                let found = evaluate(part, leaf_spans)?;
+                evidence.spans.extend(found.spans);
+                evidence.entities.extend(found.entities);
+            }
+            Some(evidence)
+        }
+        Node::Or(parts) => {
+            let mut evidence: Option<Evidence> = None;
+            for part in parts {
+                if let Some(found) = evaluate(part, leaf_spans) {
+                    let all = evidence.get_or_insert_with(Evidence::default);
+                    all.spans.extend(found.spans);
+                    all.entities.extend(found.entities);
+                }
+            }
+            evidence
+        }
+        Node::Not(inner) => match evaluate(inner, leaf_spans) {
+            Some(found) if !found.spans.is_empty() => None,
+            _ => Some(Evidence::default()),
+        },
+        Node::Near {
+            left,
+            right,
+            distance,
+        } => {
+            let left = evaluate(left, leaf_spans)?;
+            let right = evaluate(right, leaf_spans)?;
+            near(&left, &right, *distance)
+        }
+    }
+}
+
+/// Pairs of spans within `distance` words, each pair merged into one span.
+fn near(left: &Evidence, right: &Evidence, distance: u32) -> Option<Evidence> {
+    let mut evidence = Evidence::default();
+    let mut used: Vec<TokenSpan> = Vec::new();
+    for &a in &left.spans {
+        for &b in &right.spans {
+            if a.gap(b) <= distance && a != b {
+                evidence.spans.push(a.merge(b));
+                used.push(a);
+                used.push(b);
+            }
+        }
+    }
+    if evidence.spans.is_empty() {
+        return None;
+    }
+    for &(entity, span) in left.entities.iter().chain(&right.entities) {
+        if used.iter().any(|u| u.contains(span)) {
+            evidence.entities.push((entity, span));
+        }
+    }
+    Some(evidence)
+}
+
+struct Compiler<'a> {
+    input: &'a RuleSetInput,
+    pattern_texts: Vec<String>,
+    pattern_index: HashMap<String, PatternId>,
+    patterns: Vec<PatternInfo>,
+    leaves: Vec<Leaf>,
+    errors: Vec<CompileError>,
+}
+
+impl<'a> Compiler<'a> {
+    fn new(input: &'a RuleSetInput) -> Self {
+        Compiler {
+            input,
+            pattern_texts: Vec::new(),
+            pattern_index: HashMap::new(),
+            patterns: Vec::new(),
+            leaves: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// Folds `term` (trailing `*` = prefix) into a pattern and registers `use_`.
+    /// Returns false when the term has no letters or digits.
+    fn add_pattern(&mut self, term: &str, prefix: bool, pattern_use: PatternUse) -> bool {
+        let folded = normalize_term(term);
+        if folded.is_empty() {
+            return false;
+        }
+        let key = if prefix {
+            format!(" {folded}")
+        } else {
+            format!(" {folded} ")
+        };
+        let id = match self.pattern_index.get(&key) {
+            Some(&id) => id,
+            None => {
+                let id = self.patterns.len();
+                self.pattern_index.insert(key.clone(), id);
+                self.pattern_texts.push(key);
+                self.patterns.push(PatternInfo {
+                    prefix,
+                    uses: Vec::new(),
+                });
+                id
+            }
+        };
+        self.patterns[id].uses.push(pattern_use);
+        if let PatternUse::Leaf(leaf) = pattern_use {
+            self.leaves[leaf].patterns.push(id);
+        }
+        true
+    }
+
+    fn add_entities(&mut self) {
+        for (entity, def) in self.input.entities.iter().enumerate() {
+            for (alias, text) in def.aliases.iter().enumerate() {
+                let (body, prefix) = split_prefix(text);
+                if !self.add_pattern(body, prefix, PatternUse::Alias(entity)) {
+                    self.errors.push(CompileError {
+                        origin: Origin::Alias { entity, alias },
+                        message: format!("entity \"{}\": alias {text:?} has no letters or digits", def.id),
+                    });
+                }
+            }
+            for (item, text) in def.not.iter().enumerate() {
+                let (body, prefix) = split_prefix(text);
+                if !self.add_pattern(body, prefix, PatternUse::NotContext(entity)) {
+                    self.errors.push(CompileError {
+                        origin: Origin::NotContext { entity, item },
+                        message: format!("entity \"{}\": not context {text:?} has no letters or digits", def.id),
+                    });
+                }
+            }
+        }
+    }
+
+    fn rule(&mut self, index: usize, expr: &Expr) -> Option<Node> {
+        let errors_before = self.errors.len();
+        if !needs_a_hit(expr) {
+            self.errors.push(CompileError {
+                origin: Origin::Rule {
+                    index,
+                    span: 0..0,
+                },
+                message: format!(
+                    "rule \"{}\" could fire on an article that matches nothing: every alternative needs a term that must be present (NOT alone is not enough)",
+                    self.input.rules[index].id
+                ),
+            });
+        }
+        let node = self.node(index, expr, false);
+        (self.errors.len() == errors_before).then_some(node).flatten()
+    }
+
+    fn node(&mut self, index: usize, expr: &Expr, under_near: bool) -> Option<Node> {
+        Some(match expr {
+            Expr::Term(term) => Node::Leaf(self.leaf(index, &term.kind, &term.span)?),
+            Expr::And(parts) => Node::And(self.nodes(index, parts, under_near)?),
+            Expr::Or(parts) => Node::Or(self.nodes(index, parts, under_near)?),
+            Expr::Not(inner) => {
+                if under_near {
+                    self.errors.push(CompileError {
+                        origin: Origin::Rule {
+                            index,
+                            span: first_span(inner),
+                        },
+                        message: "NOT cannot be a side of NEAR: an absent word has no position".to_string(),
+                    });
+                    return None;
+                }
+                Node::Not(Box::new(self.node(index, inner, false)?))
+            }
+            Expr::Near {
+                left,
+                right,
+                distance,
+                ..
+            } => {
+                let left = self.node(index, left, true);
+                let right = self.node(index, right, true);
+                Node::Near {
+                    left: Box::new(left?),
+                    right: Box::new(right?),
+                    distance: *distance,
+                }
+            }
+        })
+    }
+
+    fn nodes(&mut self, index: usize, parts: &[Expr], under_near: bool) -> Option<Vec<Node>> {
+        let nodes: Vec<Option<Node>> = parts
+            .iter()
+            .map(|part| self.node(index, part, under_near))
+            .collect();
+        nodes.into_iter().collect()
+    }
+
+    fn leaf(&mut self, index: usize, kind: &TermKind, span: &Range<usize>) -> Option<LeafId> {
+        let leaf = self.leaves.len();
+        self.leaves.push(Leaf {
+            rule: index,
+            ..Leaf::default()
+        });
+        let error = |message: String| CompileError {
+            origin: Origin::Rule {
+                index,
+                span: span.clone(),
+            },
+            message,
+        };
+        let rule_id = &self.input.rules[index].id;
+        match kind {
+            TermKind::Text { text, prefix } => {
+                if !self.add_pattern(text, *prefix, PatternUse::Leaf(leaf)) {
+                    self.errors.push(error(format!("term {text:?} has no letters or digits")));
+                    return None;
+                }
+            }
+            TermKind::Entity(name) => {
+                match self.input.entities.iter().position(|e| &e.id == name) {
+                    Some(entity) => self.leaves[leaf].entities.push(entity),
+                    None => {
+                        let known = self.input.entities.iter().map(|e| e.id.as_str());
+                        let message = format!(
+                            "rule \"{rule_id}\": unknown entity \"{name}\"{}",
+                            did_you_mean(name, known)
+                        );
+                        self.errors.push(error(message));
+                        return None;
+                    }
+                }
+            }
+            TermKind::Class(name) => {
+                let members: Vec<EntityIdx> = self
+                    .input
+                    .entities
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, e)| e.class.as_deref() == Some(name.as_str()))
+                    .map(|(i, _)| i)
+                    .collect();
+                if members.is_empty() {
+                    let known = self.input.entities.iter().filter_map(|e| e.class.as_deref());
+                    let message = format!(
+                        "rule \"{rule_id}\": no entity has class \"{name}\"{}",
+                        did_you_mean(name, known)
+                    );
+                    self.errors.push(error(message));
+                    return None;
+                }
+                self.leaves[leaf].entities = members;
+            }
+            TermKind::List(name) => {
+                let Some(items) = self.input.lists.get(name) else {
+                    let known = self.input.lists.keys().map(String::as_str);
+                    let message = format!(
+                        "rule \"{rule_id}\": unknown list \"{name}\"{}",
+                        did_you_mean(name, known)
+                    );
+                    self.errors.push(error(message));
+                    return None;
+                };
+                for (item, text) in items.iter().enumerate() {
+                    let (body, prefix) = split_prefix(text);
+                    if !self.add_pattern(body, prefix, PatternUse::Leaf(leaf)) {
+                        self.errors.push(CompileError {
+                            origin: Origin::ListItem {
+                                list: name.clone(),
+                                item,
+                            },
+                            message: format!("list \"{name}\": item {text:?} has no letters or digits"),
+                        });
+                        return None;
+                    }
+                }
+            }
+        }
+        Some(leaf)
+    }
+}
+
+/// `visit*` -> ("visit", true).
+fn split_prefix(text: &str) -> (&str, bool) {
+    match text.trim_end().strip_suffix('*') {
+        Some(body) => (body, true),
+        None => (text, false),
+    }
+}
+
+/// Whether the expression can only be true when some term is present.
+fn needs_a_hit(expr: &Expr) -> bool {
+    match expr {
+        Expr::Term(_) | Expr::Near { .. } => true,
+        Expr::And(parts) => parts.iter().any(needs_a_hit),
+        Expr::Or(parts) => parts.iter().all(needs_a_hit),
+        Expr::Not(_) => false,
+    }
+}
+
+fn first_span(expr: &Expr) -> Range<usize> {
+    match expr {
+        Expr::Term(term) => term.span.clone(),
+        Expr::And(parts) | Expr::Or(parts) => parts.first().map(first_span).unwrap_or(0..0),
+        Expr::Not(inner) => first_span(inner),
+        Expr::Near { left, .. } => first_span(left),
+    }
+}
+
+/// ` (did you mean "minsk"?)` when a known name is close to `name`, else "".
+pub fn did_you_mean<'k>(name: &str, known: impl Iterator<Item = &'k str>) -> String {
+    let best = known
+        .map(|candidate| (strsim::damerau_levenshtein(name, candidate), candidate))
+        .filter(|&(distance, candidate)| distance <= 2.max(candidate.len() / 3))
+        .min_by_key(|&(distance, _)| distance);
+    match best {
+        Some((_, candidate)) => format!(" (did you mean \"{candidate}\"?)"),
+        None => String::new(),
+    }
+}

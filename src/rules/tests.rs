@@ -1,0 +1,164 @@
+//! Rule behaviour as data: an article, a rule set, the rules that fire and
+//! the text they cite.
+
+use super::expr::parse;
+use super::*;
+
+/// The entities and lists every case can use (a small slice of the shipped config).
+fn input(rules: &[(&str, &str)]) -> RuleSetInput {
+    let entity = |id: &str, class: Option<&str>, aliases: &[&str], not: &[&str]| EntityDef {
+        id: id.to_string(),
+        class: class.map(str::to_string),
+        aliases: aliases.iter().map(|s| s.to_string()).collect(),
+        not: not.iter().map(|s| s.to_string()).collect(),
+    };
+    RuleSetInput {
+        entities: vec![
+            entity(
+                "minsk",
+                Some("place"),
+                &["Minsk", "Минск*", "Belarusian capital"],
+                &["Minsk agreements", "Minsk format", "Minsk accords"],
+            ),
+            entity("tor-m2", Some("air-defense"), &["Tor-M2", "9K332", "SA-15 Gauntlet"], &[]),
+            entity("pantsir", Some("air-defense"), &["Pantsir", "SA-22 Greyhound"], &[]),
+            entity("haftar", Some("person"), &["Haftar", "Хафтар", "حفتر"], &[]),
+        ],
+        lists: [(
+            "visit".to_string(),
+            ["visit*", "delegation", "talks", "arrived", "met", "hosted"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        )]
+        .into_iter()
+        .collect(),
+        rules: rules
+            .iter()
+            .map(|(id, source)| RuleDef {
+                id: id.to_string(),
+                expr: parse(source).unwrap_or_else(|e| panic!("{source:?}: {e}")),
+            })
+            .collect(),
+    }
+}
+
+/// Runs one rule on `article`; returns the cited texts, or None when it did not fire.
+fn fire(rule: &str, article: &str) -> Option<Vec<String>> {
+    let set = RuleSet::compile(&input(&[("r", rule)])).expect("rule compiles");
+    let mut fired = set.scan(article);
+    assert!(fired.len() <= 1);
+    fired
+        .pop()
+        .map(|m| m.spans.iter().map(|s| article[s.clone()].to_string()).collect())
+}
+
+#[test]
+fn rules_fire_on_the_right_text() {
+    // (rule, article, cited texts or None when the rule must stay silent)
+    let cases: &[(&str, &str, Option<&[&str]>)] = &[
+        ("Tobruk", "Talks on the Tobruk air base.", Some(&["Tobruk"])),
+        ("Tobruk", "TOBRUK’s runway", Some(&["TOBRUK"])),
+        ("Tobruk", "Tobruks and Tobrukian", None),
+        ("Tor-M2", "the TOR M2 system", Some(&["TOR M2"])),
+        ("Tor-M2", "a tor\u{2011}m2 battery", Some(&["tor\u{2011}m2"])),
+        ("Tor-M2", "the Tor browser; M2 later", None),
+        ("Haftar", "Field Marshal Haftar’s sons", Some(&["Haftar"])),
+        ("\"air defense\"", "new Air-Defense units", Some(&["Air-Defense"])),
+        ("\"air defense\"", "air and defense", None),
+        ("visit*", "the visitors arrived", Some(&["visitors"])),
+        ("visit*", "revisit", None),
+        ("entity:minsk", "He flew to Минске on Monday", Some(&["Минске"])),
+        ("entity:minsk", "under the Minsk agreements of 2015", None),
+        ("entity:minsk", "the Minsk format; later a visit to Minsk", Some(&["Minsk"])),
+        (
+            "entity:minsk NEAR/12 list:visit",
+            "Haftar’s visit to Minsk was long",
+            Some(&["visit to Minsk"]),
+        ),
+        (
+            "entity:minsk NEAR/2 list:visit",
+            "Minsk, the capital, where the delegation arrived",
+            None,
+        ),
+        ("entity:minsk NEAR/3 list:visit", "Minsk, the capital, where talks", Some(&["Minsk, the capital, where talks"])),
+        ("entity:minsk NEAR/12 list:visit", "talks on the Minsk agreements", None),
+        ("class:air-defense", "a Pantsir and a 9K332", Some(&["Pantsir", "9K332"])),
+        ("class:air-defense", "the Tornado storm and the Tor network", None),
+        ("Tobruk AND Minsk", "Tobruk only", None),
+        ("Tobruk Minsk", "Minsk then Tobruk", Some(&["Minsk", "Tobruk"])),
+        ("Tobruk OR Minsk", "Minsk only", Some(&["Minsk"])),
+        ("Tobruk AND NOT Minsk", "Tobruk and Minsk", None),
+        ("Tobruk AND NOT Minsk", "Tobruk alone", Some(&["Tobruk"])),
+        ("(Tobruk OR Benghazi) NEAR/1 base", "the Benghazi air base", Some(&["Benghazi air base"])),
+        ("entity:haftar", "حفتر في مينسك", Some(&["حفتر"])),
+        ("entity:haftar", "Маршал Хафтар", Some(&["Хафтар"])),
+    ];
+    for (rule, article, expected) in cases {
+        let expected = expected.map(|texts| texts.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(fire(rule, article), expected, "rule {rule:?} on {article:?}");
+    }
+}
+
+#[test]
+fn every_rule_is_evaluated_in_one_scan_and_reports_entities() {
+    let set = RuleSet::compile(&input(&[
+        ("tobruk", "Tobruk"),
+        ("minsk-visit", "entity:minsk NEAR/12 list:visit"),
+        ("air", "class:air-defense"),
+        ("silent", "Paris"),
+    ]))
+    .expect("compiles");
+    let article = "Haftar met Lukashenko in Minsk. Tobruk base: Tor-M2 and Pantsir.";
+    let fired = set.scan(article);
+    let ids: Vec<&str> = fired.iter().map(|m| set.rule_id(m.rule)).collect();
+    assert_eq!(ids, ["tobruk", "minsk-visit", "air"]);
+    let air = &fired[2];
+    let entities: Vec<(&str, &str)> = air
+        .entities
+        .iter()
+        .map(|(entity, span)| (set.entity_id(*entity), &article[span.clone()]))
+        .collect();
+    assert_eq!(entities, [("tor-m2", "Tor-M2"), ("pantsir", "Pantsir")]);
+    assert_eq!(fired[1].entities.len(), 1);
+}
+
+#[test]
+fn names_are_resolved_with_hints() {
+    let errors = RuleSet::compile(&input(&[
+        ("a", "entity:minks"),
+        ("b", "class:air-defence"),
+        ("c", "list:visits OR Tobruk"),
+        ("d", "NOT Tobruk"),
+        ("e", "Tobruk NEAR/3 NOT Minsk"),
+    ]))
+    .expect_err("must not compile");
+    let messages: Vec<(&str, Option<std::ops::Range<usize>>)> = errors
+        .iter()
+        .map(|e| {
+            let span = match &e.origin {
+                Origin::Rule { span, .. } => Some(span.clone()),
+                _ => None,
+            };
+            (e.message.as_str(), span)
+        })
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            ("rule \"a\": unknown entity \"minks\" (did you mean \"minsk\"?)", Some(0..12)),
+            ("rule \"b\": no entity has class \"air-defence\" (did you mean \"air-defense\"?)", Some(0..17)),
+            ("rule \"c\": unknown list \"visits\" (did you mean \"visit\"?)", Some(0..11)),
+            ("rule \"d\" could fire on an article that matches nothing: every alternative needs a term that must be present (NOT alone is not enough)", Some(0..0)),
+            ("NOT cannot be a side of NEAR: an absent word has no position", Some(18..23)),
+        ]
+    );
+}
+
+#[test]
+fn identical_terms_share_one_pattern() {
+    let set = RuleSet::compile(&input(&[("a", "Tobruk"), ("b", "TOBRUK base"), ("c", "tobruk")])).expect("compiles");
+    // minsk: 3 aliases + 3 not; tor-m2 3; pantsir 2; haftar 3; rules: tobruk, base.
+    assert_eq!(set.pattern_count(), 3 + 3 + 3 + 2 + 3 + 2);
+    assert_eq!(set.scan("Tobruk").len(), 2);
+}
