@@ -3,5 +3,12 @@
 //! JSON Lines files. See ARCHITECTURE.md for the map.
 
 pub mod alert;
+pub mod app;
+pub mod article;
+pub mod cli;
+pub mod commands;
 pub mod config;
+pub mod ingest;
+pub mod pipeline;
 pub mod rules;
+pub mod state;

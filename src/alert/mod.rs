@@ -3,3 +3,6 @@
 
 pub mod payload;
 pub mod slack;
+pub mod build;
+pub mod send;
+pub mod worker;

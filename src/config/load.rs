@@ -102,7 +102,7 @@ pub fn load_str(
     let base = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+        .unwrap_or(Path::new(""));
     let mut loader = Loader {
         path,
         source,

@@ -1,0 +1,140 @@
+//! From a fired rule to an [`Alert`]: the stable id, the cited matches and a
+//! short snippet around them. Pure: the time of firing is a parameter.
+
+use crate::alert::payload::{Alert, ArticleRef, MatchSpan, Severity};
+
+/// Roughly how many bytes of context a snippet shows before the first match.
+const CONTEXT_BEFORE: usize = 100;
+/// The most bytes a snippet takes from the article.
+const SNIPPET_LENGTH: usize = 320;
+
+/// What an alert needs to know about the rule that fired.
+pub struct FiredRule<'a> {
+    pub id: &'a str,
+    pub description: &'a str,
+    pub severity: Severity,
+}
+
+/// Stable id of (article, rule): the same on every retry and restart.
+pub fn alert_id(article_id: &str, rule_id: &str) -> String {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(article_id.as_bytes());
+    hasher.update(b"\0");
+    hasher.update(rule_id.as_bytes());
+    hasher.finalize().to_hex()[..32].to_string()
+}
+
+/// Builds the alert for `rule` firing on `article`, citing `spans` (byte
+/// ranges of `text`, sorted) and naming `entities`.
+pub fn build_alert(
+    rule: &FiredRule<'_>,
+    article: ArticleRef,
+    text: &str,
+    spans: &[std::ops::Range<usize>],
+    entities: Vec<String>,
+    fired_at: &str,
+) -> Alert {
+    let matches = spans
+        .iter()
+        .map(|span| MatchSpan {
+            text: text[span.clone()].to_string(),
+            start: span.start,
+            end: span.end,
+        })
+        .collect();
+    Alert {
+        id: alert_id(&article.id, rule.id),
+        rule: rule.id.to_string(),
+        description: rule.description.to_string(),
+        severity: rule.severity,
+        snippet: snippet(text, spans),
+        article,
+        entities,
+        matches,
+        fired_at: fired_at.to_string(),
+    }
+}
+
+/// A plain-text extract around the first matches: starts a little before
+/// the first one, cut at word boundaries, whitespace collapsed, with "..."
+/// where the article goes on.
+pub fn snippet(text: &str, spans: &[std::ops::Range<usize>]) -> String {
+    let Some(first) = spans.first() else {
+        return String::new();
+    };
+    let mut start = first.start.saturating_sub(CONTEXT_BEFORE);
+    // Prefer to start at a sentence or line start close to the match.
+    if let Some(boundary) = text[floor_boundary(text, start)..first.start]
+        .rfind(['.', '\n', '!', '?'])
+    {
+        start = floor_boundary(text, start) + boundary + 1;
+    }
+    start = floor_boundary(text, start);
+    let mut end = floor_boundary(text, (start + SNIPPET_LENGTH).min(text.len()).max(first.end));
+    if start > 0 {
+        // Do not start in the middle of a word.
+        if let Some(space) = text[start..first.start].find(char::is_whitespace) {
+            if !text[..start].ends_with(char::is_whitespace) {
+                start += space;
+            }
+        }
+    }
+    if end < text.len() {
+        if let Some(space) = text[first.end..end].rfind(char::is_whitespace) {
+            end = first.end + space;
+        }
+    }
+    let body = text[start..end].split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut out = String::with_capacity(body.len() + 8);
+    if start > 0 {
+        out.push_str("... ");
+    }
+    out.push_str(&body);
+    if end < text.len() {
+        out.push_str(" ...");
+    }
+    out
+}
+
+fn floor_boundary(text: &str, mut index: usize) -> usize {
+    index = index.min(text.len());
+    while !text.is_char_boundary(index) {
+        index -= 1;
+    }
+    index
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alert_ids_are_stable_and_distinct() {
+        assert_eq!(alert_id("abc", "tobruk"), alert_id("abc", "tobruk"));
+        assert_ne!(alert_id("abc", "tobruk"), alert_id("abc", "minsk-visit"));
+        assert_ne!(alert_id("ab", "ctobruk"), alert_id("abc", "tobruk"));
+        assert_eq!(alert_id("abc", "tobruk").len(), 32);
+    }
+
+    #[test]
+    fn snippets_show_the_match_in_context() {
+        let text = "Title line\n\nFirst sentence here. The visit to Minsk, which has very close ties to Moscow, lasted three days.\n";
+        let start = text.find("visit to Minsk").expect("present");
+        let snippet = snippet(text, &[start..start + "visit to Minsk".len()]);
+        assert_eq!(
+            snippet,
+            "... The visit to Minsk, which has very close ties to Moscow, lasted three days."
+        );
+    }
+
+    #[test]
+    fn long_texts_are_cut_at_word_boundaries_without_splitting_characters() {
+        let text = format!("{} Минск {}", "слово ".repeat(100), "ещё ".repeat(200));
+        let start = text.find("Минск").expect("present");
+        let snippet = snippet(&text, &[start..start + "Минск".len()]);
+        assert!(snippet.starts_with("... слово"), "{snippet}");
+        assert!(snippet.ends_with("ещё ..."), "{snippet}");
+        assert!(snippet.contains("Минск"));
+        assert!(snippet.len() < SNIPPET_LENGTH + 10);
+    }
+}

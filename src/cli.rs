@@ -1,0 +1,107 @@
+//! The command line (SPEC.md): `run` (the default), `check` and `test`.
+//! Parses arguments, loads the config, dispatches, and maps failures to exit
+//! codes: 78 (EX_CONFIG) for an invalid config, 1 for any other error.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Config};
+
+/// Exit status for an invalid config (sysexits.h EX_CONFIG).
+pub const EXIT_CONFIG: u8 = 78;
+
+#[derive(Debug, Parser)]
+#[command(name = "newswatch", version, about = "Watches a folder of news articles and alerts on the rules in config.toml")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// The config file (used when no command is given).
+    #[arg(short, long, default_value = "config.toml", global = true)]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: watch the folder and deliver alerts (the default).
+    Run,
+    /// Validate the config fully, without network access; exit 78 on errors.
+    Check,
+    /// Run the rules on files or folders with fresh in-memory state; send nothing.
+    Test {
+        /// Print one JSON line per alert, exactly the webhook payload.
+        #[arg(long)]
+        json: bool,
+        /// Files, or folders whose files are read in name order.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+}
+
+/// Sets up logging: human-readable to stderr, level from `RUST_LOG` (default info).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    let config = match config::load(&cli.config) {
+        Ok(config) => config,
+        Err(diagnostics) => {
+            for diagnostic in &diagnostics {
+                eprintln!("{diagnostic}");
+            }
+            eprintln!(
+                "{}: {} error{}",
+                cli.config.display(),
+                diagnostics.len(),
+                if diagnostics.len() == 1 { "" } else { "s" }
+            );
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let result = match cli.command.unwrap_or(Command::Run) {
+        Command::Run => run_daemon(config),
+        Command::Check => {
+            print_check_summary(&cli.config, &config);
+            Ok(())
+        }
+        Command::Test { json, paths } => crate::commands::test::run(config, json, &paths),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_daemon(config: Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(crate::app::run(config))
+}
+
+fn print_check_summary(path: &std::path::Path, config: &Config) {
+    println!(
+        "{}: ok ({} rules, {} patterns, {} sinks: {})",
+        path.display(),
+        config.rules.len(),
+        config.ruleset.pattern_count(),
+        config.sinks.len(),
+        config
+            .sinks
+            .iter()
+            .map(|s| format!("{} ({})", s.name, s.kind.type_name()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+}

@@ -1,0 +1,133 @@
+//! `newswatch test`: runs the rules on given files with fresh in-memory
+//! state (so `first_seen` sees the files in the order given), sends nothing,
+//! writes nothing. Prints a report with the matched words highlighted, or
+//! with `--json` one line per alert, exactly the webhook payload.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use crate::alert::payload::Alert;
+use crate::config::Config;
+use crate::ingest::is_candidate;
+use crate::pipeline::{fired_at_now, Outcome, Pipeline};
+use crate::state::Store;
+
+/// Characters of context shown on each side of a match.
+const CONTEXT: usize = 60;
+
+pub fn run(config: Config, json: bool, paths: &[PathBuf]) -> anyhow::Result<()> {
+    let files = expand(paths, &config.watch.extensions)?;
+    let store = Store::open_in_memory().context("cannot create the in-memory state")?;
+    let mut pipeline = Pipeline::new(Arc::new(config), store);
+    let color = !json && std::io::stdout().is_terminal();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let (mut articles, mut fired) = (0, 0);
+    for path in files {
+        let outcome = pipeline
+            .process_path(&path, &fired_at_now())
+            .context("in-memory state failed")?;
+        match outcome {
+            Outcome::Processed { alerts, .. } => {
+                articles += 1;
+                fired += alerts.len();
+                if json {
+                    for alert in &alerts {
+                        writeln!(out, "{}", serde_json::to_string(alert)?)?;
+                    }
+                } else {
+                    let text = std::fs::read(&path).ok();
+                    report(&mut out, &path, &alerts, text.as_deref(), color)?;
+                }
+            }
+            Outcome::Duplicate { .. } => {
+                eprintln!("{}: same content as a file before it; no alerts", path.display())
+            }
+            Outcome::Unchanged => {}
+            Outcome::Skipped(reason) => eprintln!("{}: skipped: {reason}", path.display()),
+            Outcome::Unreadable(reason) => eprintln!("{}: cannot read: {reason}", path.display()),
+        }
+    }
+    if !json {
+        writeln!(out, "{articles} article(s), {fired} alert(s)")?;
+    }
+    Ok(())
+}
+
+/// Files as given; folders replaced by their article files, sorted by name.
+fn expand(paths: &[PathBuf], extensions: &[String]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut inside: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("cannot list {}", path.display()))?
+                .filter_map(|entry| entry.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && is_candidate(p, extensions))
+                .collect();
+            inside.sort();
+            files.extend(inside);
+        } else if path.exists() {
+            files.push(path.clone());
+        } else {
+            anyhow::bail!("{} does not exist", path.display());
+        }
+    }
+    Ok(files)
+}
+
+fn report(out: &mut impl Write, path: &Path, alerts: &[Alert], raw: Option<&[u8]>, color: bool) -> std::io::Result<()> {
+    let Some(first) = alerts.first() else {
+        writeln!(out, "{}: no rule fired", path.display())?;
+        return Ok(());
+    };
+    let article = &first.article;
+    writeln!(
+        out,
+        "{}: {} | {} | id {}",
+        path.display(),
+        article.title.as_deref().unwrap_or("(no title)"),
+        article.published.as_deref().unwrap_or("no date"),
+        &article.id[..12]
+    )?;
+    // Offsets refer to the article text; for plain UTF-8 files that is the file.
+    let text = raw.and_then(|bytes| std::str::from_utf8(bytes).ok());
+    for alert in alerts {
+        writeln!(out, "  [{}] {}: {}", alert.severity.as_str(), alert.rule, alert.description)?;
+        if !alert.entities.is_empty() {
+            writeln!(out, "    entities: {}", alert.entities.join(", "))?;
+        }
+        for found in &alert.matches {
+            let context = text
+                .filter(|t| t.get(found.start..found.end) == Some(found.text.as_str()))
+                .map(|t| in_context(t, found.start, found.end, color));
+            let line = context.unwrap_or_else(|| highlight(&found.text, color));
+            writeln!(out, "    {}: {line}", found.start)?;
+        }
+    }
+    Ok(())
+}
+
+fn highlight(text: &str, color: bool) -> String {
+    if color {
+        format!("\x1b[1;31m{text}\x1b[0m")
+    } else {
+        format!("»{text}«")
+    }
+}
+
+fn in_context(text: &str, start: usize, end: usize, color: bool) -> String {
+    let before: String = text[..start].chars().rev().take(CONTEXT).collect::<Vec<_>>().into_iter().rev().collect();
+    let after: String = text[end..].chars().take(CONTEXT).collect();
+    let flat = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let lead = if before.ends_with(char::is_whitespace) { " " } else { "" };
+    let trail = if after.starts_with(char::is_whitespace) { " " } else { "" };
+    format!(
+        "…{}{lead}{}{trail}{}…",
+        flat(&before),
+        highlight(&text[start..end], color),
+        flat(&after)
+    )
+}

@@ -1,0 +1,138 @@
+//! Ingest: finds the files in the watched folder that are ready to read and
+//! hands their paths to the pipeline, in order.
+//!
+//! A file is ready when it was renamed into the folder (at once) or closed
+//! after writing and then left alone for [`SETTLE`] (so a writer that
+//! appends in several sessions is read once, on its final content). The
+//! folder is also scanned at start, after an inotify overflow or watcher
+//! error, and every [`RECONCILE_EVERY`], so no file is ever missed; the
+//! pipeline skips files it already handled. This module reads names and
+//! metadata only, never file contents.
+
+mod filter;
+mod watch;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+pub use filter::is_candidate;
+pub use watch::{watch_folder, FolderWatcher, RawEvent};
+
+/// Quiet time after a close-after-write before a file is read.
+pub const SETTLE: Duration = Duration::from_millis(1000);
+/// How often the folder is compared with the database regardless of events.
+pub const RECONCILE_EVERY: Duration = Duration::from_secs(60);
+
+/// The candidate files of `dir`, sorted by name.
+pub fn scan_folder(dir: &Path, extensions: &[String]) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if is_candidate(&path, extensions) {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Turns raw watcher events into ready paths on `ready`, until `cancel`
+/// fires or the pipeline is gone. Starts with a full scan of `dir`.
+pub async fn run_ingest(
+    dir: PathBuf,
+    extensions: Vec<String>,
+    mut events: mpsc::Receiver<RawEvent>,
+    ready: mpsc::Sender<PathBuf>,
+    cancel: CancellationToken,
+) {
+    let mut settling: HashMap<PathBuf, Instant> = HashMap::new();
+    let mut reconcile = tokio::time::interval_at(Instant::now() + RECONCILE_EVERY, RECONCILE_EVERY);
+    if !send_scan(&dir, &extensions, &ready, "startup").await {
+        return;
+    }
+    loop {
+        let next_deadline = settling.values().min().copied();
+        let settle_sleep = async {
+            match next_deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            event = events.recv() => {
+                let Some(event) = event else { break };
+                match event {
+                    RawEvent::Complete(path) => {
+                        settling.remove(&path);
+                        if is_candidate(&path, &extensions) && ready.send(path).await.is_err() {
+                            break;
+                        }
+                    }
+                    RawEvent::Closed(path) => {
+                        if is_candidate(&path, &extensions) {
+                            settling.insert(path, Instant::now() + SETTLE);
+                        }
+                    }
+                    RawEvent::Written(path) => {
+                        if let Some(deadline) = settling.get_mut(&path) {
+                            *deadline = Instant::now() + SETTLE;
+                        }
+                    }
+                    RawEvent::Rescan(reason) => {
+                        warn!(dir = %dir.display(), reason = %reason, "watcher lost events; rescanning the folder");
+                        if !send_scan(&dir, &extensions, &ready, "rescan").await {
+                            break;
+                        }
+                    }
+                }
+            }
+            _ = settle_sleep => {
+                let now = Instant::now();
+                let mut due: Vec<PathBuf> = settling
+                    .iter()
+                    .filter(|(_, deadline)| **deadline <= now)
+                    .map(|(path, _)| path.clone())
+                    .collect();
+                due.sort();
+                for path in due {
+                    settling.remove(&path);
+                    if ready.send(path).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            _ = reconcile.tick() => {
+                if !send_scan(&dir, &extensions, &ready, "reconcile").await {
+                    break;
+                }
+            }
+        }
+    }
+    debug!("ingest stopped");
+}
+
+/// Sends every candidate of the folder; false when the pipeline is gone.
+async fn send_scan(dir: &Path, extensions: &[String], ready: &mpsc::Sender<PathBuf>, why: &str) -> bool {
+    match scan_folder(dir, extensions) {
+        Ok(files) => {
+            if why != "reconcile" {
+                info!(dir = %dir.display(), files = files.len(), scan = why, "scanned the watched folder");
+            }
+            for path in files {
+                if ready.send(path).await.is_err() {
+                    return false;
+                }
+            }
+        }
+        Err(e) => warn!(dir = %dir.display(), error = %e, scan = why, "cannot list the watched folder"),
+    }
+    true
+}

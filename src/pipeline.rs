@@ -1,0 +1,238 @@
+//! From a file path to recorded alerts: read the file into an `Article`,
+//! scan it with the compiled rules, apply `first_seen`, build the alerts,
+//! and record the article with its deliveries in one transaction.
+//!
+//! Runs on one blocking thread (it owns a database connection). A broken
+//! file is reported as an [`Outcome`], never as an error: only a database
+//! failure is an error, and even that is the caller's to log and survive.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tracing::warn;
+
+use crate::alert::build::{build_alert, FiredRule};
+use crate::alert::payload::{Alert, ArticleRef};
+use crate::article::{Article, ReadWarning, SkipReason};
+use crate::config::Config;
+use crate::state::{FileKey, NewDelivery, ProcessedArticle, Store, StoreError};
+
+/// What happened to one file.
+#[derive(Debug)]
+pub enum Outcome {
+    /// A new article; these alerts were recorded (and queued for delivery).
+    Processed { article_id: String, alerts: Vec<Alert> },
+    /// The same bytes were processed before (a copy or a rename-over).
+    Duplicate { article_id: String },
+    /// This exact file (path, size, mtime) was handled before.
+    Unchanged,
+    /// Not an article: too large, empty, binary, malformed, not a regular file.
+    Skipped(String),
+    /// The file could not be read (it may have been removed meanwhile).
+    Unreadable(String),
+}
+
+pub struct Pipeline {
+    config: Arc<Config>,
+    store: Store,
+}
+
+impl Pipeline {
+    pub fn new(config: Arc<Config>, store: Store) -> Self {
+        Pipeline { config, store }
+    }
+
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Processes the file at `path`. `fired_at` is the alert time (RFC 3339 UTC).
+    pub fn process_path(&mut self, path: &Path, fired_at: &str) -> Result<Outcome, StoreError> {
+        let metadata = match std::fs::symlink_metadata(path) {
+            Ok(metadata) => metadata,
+            Err(e) => return Ok(Outcome::Unreadable(e.to_string())),
+        };
+        if !metadata.file_type().is_file() {
+            return Ok(Outcome::Skipped("not a regular file".to_string()));
+        }
+        let key = FileKey {
+            path: path.display().to_string(),
+            size: metadata.len(),
+            mtime_ns: mtime_ns(&metadata),
+        };
+        if self.store.file_unchanged(&key)? {
+            return Ok(Outcome::Unchanged);
+        }
+        let max_size = self.config.watch.max_file_size;
+        if metadata.len() > max_size {
+            self.store.record_file(&key, None)?;
+            let reason = SkipReason::TooLarge {
+                size: metadata.len(),
+                limit: max_size,
+            };
+            return Ok(Outcome::Skipped(reason.to_string()));
+        }
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) => return Ok(Outcome::Unreadable(e.to_string())),
+        };
+        self.process_bytes(path, key, &bytes, fired_at)
+    }
+
+    /// Processes a file's content already read.
+    pub fn process_bytes(
+        &mut self,
+        path: &Path,
+        key: FileKey,
+        bytes: &[u8],
+        fired_at: &str,
+    ) -> Result<Outcome, StoreError> {
+        let extension = path
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
+        let article = match Article::from_bytes(
+            path.to_path_buf(),
+            &extension,
+            bytes,
+            self.config.watch.max_file_size,
+        ) {
+            Ok(article) => article,
+            Err(reason) => {
+                self.store.record_file(&key, None)?;
+                return Ok(Outcome::Skipped(reason.to_string()));
+            }
+        };
+        for warning in &article.warnings {
+            match warning {
+                ReadWarning::NotUtf8 => {
+                    warn!(file = %path.display(), "file is not valid UTF-8; decoded as Windows-1252")
+                }
+            }
+        }
+        if self.store.article_processed(&article.id)? {
+            self.store.record_file(&key, Some(&article.id))?;
+            return Ok(Outcome::Duplicate {
+                article_id: article.id,
+            });
+        }
+        let (alerts, seen) = self.alerts_for(&article, fired_at)?;
+        let mut deliveries = Vec::new();
+        for alert in &alerts {
+            let payload = serde_json::to_string(alert)?;
+            let Some(rule) = self.config.rules.iter().find(|r| r.id == alert.rule) else {
+                continue;
+            };
+            for &sink in &rule.sinks {
+                deliveries.push(NewDelivery {
+                    sink: self.config.sinks[sink].name.clone(),
+                    alert_id: alert.id.clone(),
+                    rule: alert.rule.clone(),
+                    payload: payload.clone(),
+                });
+            }
+        }
+        let recorded = self.store.commit_article(&ProcessedArticle {
+            article_id: article.id.clone(),
+            file: key,
+            seen,
+            deliveries,
+            now_ms: chrono::Utc::now().timestamp_millis(),
+        })?;
+        if !recorded {
+            return Ok(Outcome::Duplicate {
+                article_id: article.id,
+            });
+        }
+        Ok(Outcome::Processed {
+            article_id: article.id,
+            alerts,
+        })
+    }
+
+    /// Runs the rules on the article and applies `first_seen`. Returns the
+    /// alerts and the (rule, entity) pairs they mark as seen.
+    pub fn alerts_for(
+        &self,
+        article: &Article,
+        fired_at: &str,
+    ) -> Result<(Vec<Alert>, Vec<(String, String)>), StoreError> {
+        let ruleset = &self.config.ruleset;
+        let mut alerts = Vec::new();
+        let mut seen = Vec::new();
+        for found in ruleset.scan(&article.text) {
+            let rule = &self.config.rules[found.rule];
+            let mut entities: Vec<String> = Vec::new();
+            for (entity, _) in &found.entities {
+                let id = ruleset.entity_id(*entity);
+                if !entities.iter().any(|e| e == id) {
+                    entities.push(id.to_string());
+                }
+            }
+            let mut spans = found.spans.clone();
+            if rule.first_seen {
+                let unseen = self.store.unseen(&rule.id, &entities)?;
+                if unseen.is_empty() {
+                    continue;
+                }
+                // Cite only the mentions of entities seen for the first time.
+                let new_mentions: Vec<&std::ops::Range<usize>> = found
+                    .entities
+                    .iter()
+                    .filter(|(entity, _)| unseen.iter().any(|u| u == ruleset.entity_id(*entity)))
+                    .map(|(_, span)| span)
+                    .collect();
+                spans.retain(|span| {
+                    new_mentions
+                        .iter()
+                        .any(|mention| mention.start < span.end && span.start < mention.end)
+                });
+                for entity in &unseen {
+                    seen.push((rule.id.clone(), entity.clone()));
+                }
+                entities = unseen;
+            }
+            let fired = FiredRule {
+                id: &rule.id,
+                description: &rule.description,
+                severity: rule.severity,
+            };
+            alerts.push(build_alert(
+                &fired,
+                article_ref(article),
+                &article.text,
+                &spans,
+                entities,
+                fired_at,
+            ));
+        }
+        Ok((alerts, seen))
+    }
+}
+
+fn article_ref(article: &Article) -> ArticleRef {
+    ArticleRef {
+        id: article.id.clone(),
+        path: article.path.display().to_string(),
+        title: article.title.clone(),
+        published: article.published.map(|d| d.format("%Y-%m-%d").to_string()),
+    }
+}
+
+fn mtime_ns(metadata: &std::fs::Metadata) -> i64 {
+    metadata
+        .modified()
+        .ok()
+        .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// Now, as the alerts' `fired_at`: RFC 3339, UTC, whole seconds.
+pub fn fired_at_now() -> String {
+    chrono::Utc::now()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}

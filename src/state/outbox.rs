@@ -1,0 +1,171 @@
+//! The outbox: one row per (alert, sink), sent in arrival order by that
+//! sink's worker, retried until delivered or moved to dead letters. Rows are
+//! never deleted silently: a delivered row is marked `delivered`, a row that
+//! could not be delivered in time is marked `dead` and stays for an operator.
+
+use rusqlite::{params, OptionalExtension, Row};
+
+use super::store::{Store, StoreError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    Pending,
+    Delivered,
+    Dead,
+}
+
+impl DeliveryStatus {
+    fn from_db(text: &str) -> DeliveryStatus {
+        match text {
+            "delivered" => DeliveryStatus::Delivered,
+            "dead" => DeliveryStatus::Dead,
+            _ => DeliveryStatus::Pending,
+        }
+    }
+}
+
+/// A queued delivery.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub seq: i64,
+    pub id: String,
+    pub sink: String,
+    pub alert_id: String,
+    pub rule: String,
+    pub article_id: String,
+    pub payload: String,
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    pub created_at_ms: i64,
+    pub next_attempt_ms: i64,
+    pub last_error: Option<String>,
+}
+
+const COLUMNS: &str = "seq, id, sink, alert_id, rule, article_id, payload, status, attempts, created_at_ms, next_attempt_ms, last_error";
+
+fn delivery(row: &Row<'_>) -> rusqlite::Result<Delivery> {
+    let status: String = row.get(7)?;
+    Ok(Delivery {
+        seq: row.get(0)?,
+        id: row.get(1)?,
+        sink: row.get(2)?,
+        alert_id: row.get(3)?,
+        rule: row.get(4)?,
+        article_id: row.get(5)?,
+        payload: row.get(6)?,
+        status: DeliveryStatus::from_db(&status),
+        attempts: row.get(8)?,
+        created_at_ms: row.get(9)?,
+        next_attempt_ms: row.get(10)?,
+        last_error: row.get(11)?,
+    })
+}
+
+impl Store {
+    /// The oldest pending delivery of `sink` (due or not: a sink delivers in order).
+    pub fn next_pending(&self, sink: &str) -> Result<Option<Delivery>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM outbox WHERE sink = ?1 AND status = 'pending' ORDER BY seq LIMIT 1"
+        );
+        Ok(self
+            .connection
+            .query_row(&sql, [sink], delivery)
+            .optional()?)
+    }
+
+    pub fn mark_delivered(&self, seq: i64, attempts: u32) -> Result<(), StoreError> {
+        self.connection.execute(
+            "UPDATE outbox SET status = 'delivered', attempts = ?2, last_error = NULL WHERE seq = ?1",
+            params![seq, attempts],
+        )?;
+        Ok(())
+    }
+
+    pub fn schedule_retry(
+        &self,
+        seq: i64,
+        attempts: u32,
+        next_attempt_ms: i64,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        self.connection.execute(
+            "UPDATE outbox SET attempts = ?2, next_attempt_ms = ?3, last_error = ?4 WHERE seq = ?1",
+            params![seq, attempts, next_attempt_ms, error],
+        )?;
+        Ok(())
+    }
+
+    pub fn mark_dead(&self, seq: i64, attempts: u32, error: &str) -> Result<(), StoreError> {
+        self.connection.execute(
+            "UPDATE outbox SET status = 'dead', attempts = ?2, last_error = ?3 WHERE seq = ?1",
+            params![seq, attempts, error],
+        )?;
+        Ok(())
+    }
+
+    /// Deliveries not yet made, over all sinks.
+    pub fn pending_count(&self) -> Result<u64, StoreError> {
+        Ok(self.connection.query_row(
+            "SELECT COUNT(*) FROM outbox WHERE status = 'pending'",
+            [],
+            |row| row.get(0),
+        )?)
+    }
+
+    /// Pending and dead deliveries, oldest first.
+    pub fn undelivered(&self) -> Result<Vec<Delivery>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM outbox WHERE status != 'delivered' ORDER BY seq");
+        let mut statement = self.connection.prepare(&sql)?;
+        let rows = statement.query_map([], delivery)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{FileKey, NewDelivery, ProcessedArticle};
+    use super::*;
+
+    #[test]
+    fn a_sink_sees_its_deliveries_in_arrival_order_until_each_is_settled() {
+        let mut store = Store::open_in_memory().expect("open");
+        for (article, rule) in [("a1", "r1"), ("a2", "r2")] {
+            store
+                .commit_article(&ProcessedArticle {
+                    article_id: article.to_string(),
+                    file: FileKey {
+                        path: format!("{article}.txt"),
+                        size: 1,
+                        mtime_ns: 1,
+                    },
+                    seen: Vec::new(),
+                    deliveries: ["slack", "file"]
+                        .iter()
+                        .map(|sink| NewDelivery {
+                            sink: sink.to_string(),
+                            alert_id: format!("{article}{rule}"),
+                            rule: rule.to_string(),
+                            payload: "{}".to_string(),
+                        })
+                        .collect(),
+                    now_ms: 7,
+                })
+                .expect("commit");
+        }
+        let first = store.next_pending("slack").expect("query").expect("a delivery");
+        assert_eq!((first.alert_id.as_str(), first.id.as_str()), ("a1r1", "a1r1:slack"));
+        store.schedule_retry(first.seq, 1, 5000, "HTTP 500").expect("retry");
+        let again = store.next_pending("slack").expect("query").expect("a delivery");
+        assert_eq!((again.seq, again.attempts, again.next_attempt_ms), (first.seq, 1, 5000));
+        store.mark_delivered(first.seq, 2).expect("delivered");
+        let second = store.next_pending("slack").expect("query").expect("a delivery");
+        assert_eq!(second.alert_id, "a2r2");
+        store.mark_dead(second.seq, 3, "HTTP 404").expect("dead");
+        assert!(store.next_pending("slack").expect("query").is_none());
+        assert_eq!(store.pending_count().expect("count"), 2, "the file sink still has two");
+        let undelivered = store.undelivered().expect("list");
+        assert_eq!(undelivered.len(), 3);
+        assert_eq!(undelivered[1].status, DeliveryStatus::Dead);
+        assert_eq!(undelivered[1].last_error.as_deref(), Some("HTTP 404"));
+    }
+}

@@ -1,0 +1,261 @@
+//! Opening the database, the schema, and the article/file/seen records.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// A database error; the daemon treats it as fatal for the operation at hand.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create state folder {path}: {source}")]
+    CreateDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot encode alert: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// Identity of a file on disk, to skip unchanged files without reading them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileKey {
+    pub path: String,
+    pub size: u64,
+    pub mtime_ns: i64,
+}
+
+/// A delivery to queue: one alert for one sink.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub sink: String,
+    pub alert_id: String,
+    pub rule: String,
+    /// The alert as JSON (the webhook body).
+    pub payload: String,
+}
+
+/// Everything to record, atomically, once an article was processed.
+#[derive(Debug, Clone)]
+pub struct ProcessedArticle {
+    pub article_id: String,
+    pub file: FileKey,
+    /// (rule id, entity id) pairs now seen by `first_seen` rules.
+    pub seen: Vec<(String, String)>,
+    pub deliveries: Vec<NewDelivery>,
+    /// Milliseconds since the Unix epoch.
+    pub now_ms: i64,
+}
+
+/// A connection to the state database. Each task that needs the database
+/// opens its own; SQLite (WAL) serialises writers.
+pub struct Store {
+    pub(super) connection: Connection,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS articles (
+    id TEXT PRIMARY KEY,
+    path TEXT NOT NULL,
+    processed_at_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    article_id TEXT
+);
+CREATE TABLE IF NOT EXISTS seen (
+    rule TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    article_id TEXT NOT NULL,
+    seen_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (rule, entity)
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    sink TEXT NOT NULL,
+    alert_id TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    article_id TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at_ms INTEGER NOT NULL,
+    next_attempt_ms INTEGER NOT NULL,
+    last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (sink, status, seq);
+";
+
+impl Store {
+    /// Opens (creating when missing) `dir/newswatch.db`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let connection = Connection::open(dir.join("newswatch.db"))?;
+        connection.busy_timeout(std::time::Duration::from_secs(30))?;
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+        connection.pragma_update(None, "synchronous", "FULL")?;
+        Self::init(connection)
+    }
+
+    /// A private in-memory database: `newswatch test` keeps nothing.
+    pub fn open_in_memory() -> Result<Store, StoreError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(connection: Connection) -> Result<Store, StoreError> {
+        connection.execute_batch(SCHEMA)?;
+        Ok(Store { connection })
+    }
+
+    /// True when this exact file (path, size, mtime) was handled before.
+    pub fn file_unchanged(&self, key: &FileKey) -> Result<bool, StoreError> {
+        let found = self
+            .connection
+            .query_row(
+                "SELECT 1 FROM files WHERE path = ?1 AND size = ?2 AND mtime_ns = ?3",
+                params![key.path, key.size as i64, key.mtime_ns],
+                |_| Ok(()),
+            )
+            .optional()?;
+        Ok(found.is_some())
+    }
+
+    /// True when an article with this content hash was processed before.
+    pub fn article_processed(&self, article_id: &str) -> Result<bool, StoreError> {
+        let found = self
+            .connection
+            .query_row("SELECT 1 FROM articles WHERE id = ?1", [article_id], |_| Ok(()))
+            .optional()?;
+        Ok(found.is_some())
+    }
+
+    /// Remembers a file that needs no processing (a duplicate, or skipped).
+    pub fn record_file(&self, key: &FileKey, article_id: Option<&str>) -> Result<(), StoreError> {
+        self.connection.execute(
+            "INSERT OR REPLACE INTO files (path, size, mtime_ns, article_id) VALUES (?1, ?2, ?3, ?4)",
+            params![key.path, key.size as i64, key.mtime_ns, article_id],
+        )?;
+        Ok(())
+    }
+
+    /// Which of `entities` rule `rule` has never seen.
+    pub fn unseen(&self, rule: &str, entities: &[String]) -> Result<Vec<String>, StoreError> {
+        let mut statement = self
+            .connection
+            .prepare_cached("SELECT 1 FROM seen WHERE rule = ?1 AND entity = ?2")?;
+        let mut unseen = Vec::new();
+        for entity in entities {
+            if !statement.exists(params![rule, entity])? {
+                unseen.push(entity.clone());
+            }
+        }
+        Ok(unseen)
+    }
+
+    /// Records the article, its file, the newly seen entities and every
+    /// delivery, in one transaction. Returns false (and changes nothing) when
+    /// the article was already recorded.
+    pub fn commit_article(&mut self, processed: &ProcessedArticle) -> Result<bool, StoreError> {
+        let transaction = self.connection.transaction()?;
+        let inserted = transaction.execute(
+            "INSERT OR IGNORE INTO articles (id, path, processed_at_ms) VALUES (?1, ?2, ?3)",
+            params![processed.article_id, processed.file.path, processed.now_ms],
+        )?;
+        transaction.execute(
+            "INSERT OR REPLACE INTO files (path, size, mtime_ns, article_id) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                processed.file.path,
+                processed.file.size as i64,
+                processed.file.mtime_ns,
+                processed.article_id
+            ],
+        )?;
+        if inserted == 0 {
+            transaction.commit()?;
+            return Ok(false);
+        }
+        for (rule, entity) in &processed.seen {
+            transaction.execute(
+                "INSERT OR IGNORE INTO seen (rule, entity, article_id, seen_at_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![rule, entity, processed.article_id, processed.now_ms],
+            )?;
+        }
+        for delivery in &processed.deliveries {
+            transaction.execute(
+                "INSERT OR IGNORE INTO outbox (id, sink, alert_id, rule, article_id, payload, created_at_ms, next_attempt_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+                params![
+                    delivery_id(&delivery.alert_id, &delivery.sink),
+                    delivery.sink,
+                    delivery.alert_id,
+                    delivery.rule,
+                    processed.article_id,
+                    delivery.payload,
+                    processed.now_ms
+                ],
+            )?;
+        }
+        transaction.commit()?;
+        Ok(true)
+    }
+}
+
+/// Deterministic id of the delivery of one alert to one sink.
+pub fn delivery_id(alert_id: &str, sink: &str) -> String {
+    format!("{alert_id}:{sink}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn processed(article: &str, path: &str) -> ProcessedArticle {
+        ProcessedArticle {
+            article_id: article.to_string(),
+            file: FileKey {
+                path: path.to_string(),
+                size: 10,
+                mtime_ns: 5,
+            },
+            seen: vec![("new-air-defense".to_string(), "tor-m2".to_string())],
+            deliveries: vec![NewDelivery {
+                sink: "archive".to_string(),
+                alert_id: format!("{article}-alert"),
+                rule: "tobruk".to_string(),
+                payload: "{}".to_string(),
+            }],
+            now_ms: 1000,
+        }
+    }
+
+    #[test]
+    fn an_article_is_recorded_once_with_its_deliveries_and_seen_entities() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(dir.path()).expect("open");
+        assert!(store.commit_article(&processed("a1", "seeds/a.txt")).expect("commit"));
+        assert!(!store.commit_article(&processed("a1", "seeds/copy.txt")).expect("commit"));
+        assert!(store.article_processed("a1").expect("query"));
+        assert!(store
+            .file_unchanged(&FileKey {
+                path: "seeds/copy.txt".to_string(),
+                size: 10,
+                mtime_ns: 5
+            })
+            .expect("query"));
+        let entities = vec!["tor-m2".to_string(), "pantsir".to_string()];
+        assert_eq!(store.unseen("new-air-defense", &entities).expect("query"), ["pantsir"]);
+        assert_eq!(store.pending_count().expect("count"), 1);
+        drop(store);
+        // A restart sees the same state.
+        let store = Store::open(dir.path()).expect("reopen");
+        assert!(store.article_processed("a1").expect("query"));
+        assert_eq!(store.pending_count().expect("count"), 1);
+    }
+}
