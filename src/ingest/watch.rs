@@ -29,8 +29,9 @@ pub struct FolderWatcher {
 
 /// Starts watching `dir`; events go to `events`.
 pub fn watch_folder(dir: &Path, events: mpsc::Sender<RawEvent>) -> notify::Result<FolderWatcher> {
+    let folder = dir.to_path_buf();
     let mut watcher = notify::recommended_watcher(move |result: notify::Result<notify::Event>| {
-        for event in translate(result) {
+        for event in translate(result, &folder) {
             // Blocking here is the back-pressure described above. A closed
             // channel means the daemon is stopping.
             if events.blocking_send(event).is_err() {
@@ -42,7 +43,9 @@ pub fn watch_folder(dir: &Path, events: mpsc::Sender<RawEvent>) -> notify::Resul
     Ok(FolderWatcher { _watcher: watcher })
 }
 
-fn translate(result: notify::Result<notify::Event>) -> Vec<RawEvent> {
+/// Event paths are rebuilt as `dir/NAME`, so a file has the same path
+/// whether a scan or an event found it.
+fn translate(result: notify::Result<notify::Event>, dir: &Path) -> Vec<RawEvent> {
     let event = match result {
         Ok(event) => event,
         Err(error) => return vec![RawEvent::Rescan(format!("watcher error: {error}"))],
@@ -50,7 +53,11 @@ fn translate(result: notify::Result<notify::Event>) -> Vec<RawEvent> {
     if event.need_rescan() {
         return vec![RawEvent::Rescan("event queue overflow".to_string())];
     }
-    let mut paths = event.paths;
+    let mut paths: Vec<PathBuf> = event
+        .paths
+        .iter()
+        .filter_map(|path| path.file_name().map(|name| dir.join(name)))
+        .collect();
     match event.kind {
         EventKind::Modify(ModifyKind::Name(RenameMode::To)) => paths.into_iter().map(RawEvent::Complete).collect(),
         EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => paths.pop().map(RawEvent::Complete).into_iter().collect(),

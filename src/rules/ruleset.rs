@@ -401,20 +401,30 @@ fn evaluate(node: &Node, leaf_spans: &HashMap<LeafId, Vec<(TokenSpan, Option<Ent
 }
 
 /// Pairs of spans within `distance` words, each pair merged into one span.
+/// Of overlapping pairs only the tightest is kept as evidence, so "arrived in
+/// Minsk for talks" cites "arrived in Minsk", not every window around it.
 fn near(left: &Evidence, right: &Evidence, distance: u32) -> Option<Evidence> {
-    let mut evidence = Evidence::default();
-    let mut used: Vec<TokenSpan> = Vec::new();
+    let mut candidates: Vec<(TokenSpan, TokenSpan, TokenSpan)> = Vec::new();
     for &a in &left.spans {
         for &b in &right.spans {
             if a.gap(b) <= distance && a != b {
-                evidence.spans.push(a.merge(b));
-                used.push(a);
-                used.push(b);
+                candidates.push((a.merge(b), a, b));
             }
         }
     }
-    if evidence.spans.is_empty() {
+    if candidates.is_empty() {
         return None;
+    }
+    candidates.sort_unstable_by_key(|(window, _, _)| (window.last - window.first, window.first));
+    let mut evidence = Evidence::default();
+    let mut used: Vec<TokenSpan> = Vec::new();
+    for (window, a, b) in candidates {
+        if evidence.spans.iter().any(|kept| kept.overlaps(window)) {
+            continue;
+        }
+        evidence.spans.push(window);
+        used.push(a);
+        used.push(b);
     }
     for &(entity, span) in left.entities.iter().chain(&right.entities) {
         if used.iter().any(|u| u.contains(span)) {
