@@ -13,7 +13,7 @@ use tracing::warn;
 
 use crate::alert::build::{build_alert, FiredRule};
 use crate::alert::payload::{Alert, ArticleRef};
-use crate::article::{Article, ReadWarning, SkipReason};
+use crate::article::{boilerplate, Article, ReadWarning, SkipReason};
 use crate::config::Config;
 use crate::state::{FileKey, NewDelivery, ProcessedArticle, Store, StoreError};
 
@@ -164,7 +164,10 @@ impl Pipeline {
         let ruleset = &self.config.ruleset;
         let mut alerts = Vec::new();
         let mut seen = Vec::new();
-        for found in ruleset.scan(&article.text) {
+        // Rules see the story without its comments, related links and pitches;
+        // offsets are unchanged, so alerts cite the article as read.
+        let matchable = boilerplate::matchable(&article.text);
+        for found in ruleset.scan(&matchable) {
             let rule = &self.config.rules[found.rule];
             let mut entities: Vec<String> = Vec::new();
             for (entity, _) in &found.entities {

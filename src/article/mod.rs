@@ -15,6 +15,7 @@
 //! mark have offsets into the decoded text; `.json` articles have offsets into
 //! the assembled "title, blank line, body" text.
 
+pub mod boilerplate;
 mod date;
 mod decode;
 mod extract;
