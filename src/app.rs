@@ -34,10 +34,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let watch_dir = config.watch.dir.clone();
     if !watch_dir.is_dir() {
-        anyhow::bail!("watched folder {} does not exist or is not a folder", watch_dir.display());
+        anyhow::bail!(
+            "watched folder {} does not exist or is not a folder",
+            watch_dir.display()
+        );
     }
-    let store = Store::open(&config.state_dir)
-        .with_context(|| format!("cannot open the state database in {}", config.state_dir.display()))?;
+    let store = Store::open(&config.state_dir).with_context(|| {
+        format!(
+            "cannot open the state database in {}",
+            config.state_dir.display()
+        )
+    })?;
     let pending = store.pending_count().context("cannot read the outbox")?;
 
     let cancel = CancellationToken::new();
@@ -48,7 +55,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     for sink in &config.sinks {
         let wake = Arc::new(Notify::new());
         wakes.insert(sink.name.clone(), wake.clone());
-        let worker_store = Store::open(&config.state_dir).context("cannot open the state database")?;
+        let worker_store =
+            Store::open(&config.state_dir).context("cannot open the state database")?;
         tracker.spawn(run_sink_worker(
             sink.clone(),
             worker_store,
@@ -64,7 +72,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot watch {}", watch_dir.display()))?;
     let pipeline = Pipeline::new(config.clone(), store);
     let pipeline_cancel = cancel.child_token();
-    let pipeline_task = tokio::task::spawn_blocking(move || run_pipeline(pipeline, ready_rx, wakes, pipeline_cancel));
+    let pipeline_task = tokio::task::spawn_blocking(move || {
+        run_pipeline(pipeline, ready_rx, wakes, pipeline_cancel)
+    });
     tracker.spawn(run_ingest(
         watch_dir.clone(),
         config.watch.extensions.clone(),
@@ -91,7 +101,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     })
     .await;
     if stopped.is_err() {
-        warn!(deadline_s = SHUTDOWN_DEADLINE.as_secs(), "some tasks did not stop in time; their work stays pending");
+        warn!(
+            deadline_s = SHUTDOWN_DEADLINE.as_secs(),
+            "some tasks did not stop in time; their work stays pending"
+        );
     }
     info!("stopped");
     Ok(())
@@ -129,9 +142,15 @@ fn run_pipeline(
                 info!(file = %path.display(), id = &article_id[..12], "same content as an article already processed; no alerts")
             }
             Ok(Outcome::Unchanged) => debug!(file = %path.display(), "already processed"),
-            Ok(Outcome::Skipped(reason)) => warn!(file = %path.display(), reason = %reason, "file skipped"),
-            Ok(Outcome::Unreadable(reason)) => warn!(file = %path.display(), error = %reason, "cannot read file"),
-            Err(e) => error!(file = %path.display(), error = %e, "cannot record the article; it will be retried at the next scan"),
+            Ok(Outcome::Skipped(reason)) => {
+                warn!(file = %path.display(), reason = %reason, "file skipped")
+            }
+            Ok(Outcome::Unreadable(reason)) => {
+                warn!(file = %path.display(), error = %reason, "cannot read file")
+            }
+            Err(e) => {
+                error!(file = %path.display(), error = %e, "cannot record the article; it will be retried at the next scan")
+            }
         }
     }
 }

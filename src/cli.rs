@@ -13,7 +13,11 @@ use crate::config::{self, Config};
 pub const EXIT_CONFIG: u8 = 78;
 
 #[derive(Debug, Parser)]
-#[command(name = "newswatch", version, about = "Watches a folder of news articles and alerts on the rules in config.toml")]
+#[command(
+    name = "newswatch",
+    version,
+    about = "Watches a folder of news articles and alerts on the rules in config.toml"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -21,7 +21,10 @@ use crate::state::{FileKey, NewDelivery, ProcessedArticle, Store, StoreError};
 #[derive(Debug)]
 pub enum Outcome {
     /// A new article; these alerts were recorded (and queued for delivery).
-    Processed { article_id: String, alerts: Vec<Alert> },
+    Processed {
+        article_id: String,
+        alerts: Vec<Alert>,
+    },
     /// The same bytes were processed before (a copy or a rename-over).
     Duplicate { article_id: String },
     /// This exact file (path, size, mtime) was handled before.
@@ -31,6 +34,9 @@ pub enum Outcome {
     /// The file could not be read (it may have been removed meanwhile).
     Unreadable(String),
 }
+
+/// A (rule id, entity id) pair that a `first_seen` rule has now seen.
+pub type SeenEntity = (String, String);
 
 pub struct Pipeline {
     config: Arc<Config>,
@@ -160,7 +166,7 @@ impl Pipeline {
         &self,
         article: &Article,
         fired_at: &str,
-    ) -> Result<(Vec<Alert>, Vec<(String, String)>), StoreError> {
+    ) -> Result<(Vec<Alert>, Vec<SeenEntity>), StoreError> {
         let ruleset = &self.config.ruleset;
         let mut alerts = Vec::new();
         let mut seen = Vec::new();
@@ -236,6 +242,5 @@ fn mtime_ns(metadata: &std::fs::Metadata) -> i64 {
 
 /// Now, as the alerts' `fired_at`: RFC 3339, UTC, whole seconds.
 pub fn fired_at_now() -> String {
-    chrono::Utc::now()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }

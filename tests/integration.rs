@@ -85,7 +85,11 @@ fn verify_signature(request: &common::Request) {
         "v1,{}",
         base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
     );
-    assert_eq!(request.headers["webhook-signature"], expected, "signature of {}", request.body);
+    assert_eq!(
+        request.headers["webhook-signature"], expected,
+        "signature of {}",
+        request.body
+    );
 }
 
 fn set(alerts: &[serde_json::Value]) -> BTreeSet<(String, String)> {
@@ -105,20 +109,35 @@ fn articles_become_alerts_at_every_sink_and_a_restart_neither_realerts_nor_forge
     let receiver = Receiver::start();
     let workspace = Workspace::new(&config(&receiver));
     let slack_url = receiver.url("/slack");
-    let envs = [("TEST_WEBHOOK_SECRET", SECRET), ("TEST_SLACK_URL", slack_url.as_str())];
+    let envs = [
+        ("TEST_WEBHOOK_SECRET", SECRET),
+        ("TEST_SLACK_URL", slack_url.as_str()),
+    ];
     // An article already in the folder before the start is processed at start.
     std::fs::write(workspace.path("articles/a-visit.txt"), VISIT).expect("write");
     let daemon = workspace.start(&envs);
 
     workspace.drop_article("b-parade.txt", PARADE.as_bytes());
-    assert!(wait_until(WAIT, || receiver.requests_to("/slack").len() == 2), "{}", daemon.log());
+    assert!(
+        wait_until(WAIT, || receiver.requests_to("/slack").len() == 2),
+        "{}",
+        daemon.log()
+    );
 
     // A slow writer: three sessions of appending, 400 ms apart, no rename.
     let slow = workspace.path("articles/c-again.txt");
-    let chunks = ["Tor-M2 again\n\nA second ", "TOR M2 battery was seen ", "near Tobruk on Friday.\n"];
+    let chunks = [
+        "Tor-M2 again\n\nA second ",
+        "TOR M2 battery was seen ",
+        "near Tobruk on Friday.\n",
+    ];
     for (index, chunk) in chunks.iter().enumerate() {
         use std::io::Write;
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&slow).expect("open");
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&slow)
+            .expect("open");
         file.write_all(chunk.as_bytes()).expect("append");
         drop(file);
         if index + 1 < chunks.len() {
@@ -127,13 +146,25 @@ fn articles_become_alerts_at_every_sink_and_a_restart_neither_realerts_nor_forge
     }
     workspace.drop_article("d-agreements.txt", AGREEMENTS.as_bytes());
     // Ignored names never become articles.
-    std::fs::write(workspace.path("articles/.hidden.txt"), VISIT.replace("Haftar", "X")).expect("write");
+    std::fs::write(
+        workspace.path("articles/.hidden.txt"),
+        VISIT.replace("Haftar", "X"),
+    )
+    .expect("write");
     std::fs::write(workspace.path("articles/e.txt.part"), "Tobruk part").expect("write");
 
-    assert!(wait_until(WAIT, || receiver.requests_to("/hook").len() >= 4), "{}", daemon.log());
+    assert!(
+        wait_until(WAIT, || receiver.requests_to("/hook").len() >= 4),
+        "{}",
+        daemon.log()
+    );
     // Give stray duplicates a chance to show up before counting exactly.
     std::thread::sleep(Duration::from_millis(1500));
-    let hook: Vec<serde_json::Value> = receiver.requests_to("/hook").iter().map(|r| r.json()).collect();
+    let hook: Vec<serde_json::Value> = receiver
+        .requests_to("/hook")
+        .iter()
+        .map(|r| r.json())
+        .collect();
     let slack = receiver.requests_to("/slack");
     let expected_hook = BTreeSet::from([
         pair("tobruk", "a-visit.txt"),
@@ -146,27 +177,52 @@ fn articles_become_alerts_at_every_sink_and_a_restart_neither_realerts_nor_forge
 
     // The slow writer's file was read once, on its final content.
     let final_content: String = chunks.concat();
-    let again = hook.iter().find(|a| rule_and_file(a) == pair("tobruk", "c-again.txt")).expect("alert");
-    assert_eq!(again["article"]["id"], blake3::hash(final_content.as_bytes()).to_hex().as_str());
+    let again = hook
+        .iter()
+        .find(|a| rule_and_file(a) == pair("tobruk", "c-again.txt"))
+        .expect("alert");
+    assert_eq!(
+        again["article"]["id"],
+        blake3::hash(final_content.as_bytes()).to_hex().as_str()
+    );
 
     // Webhook details: headers, signature, payload fields.
     for request in receiver.requests_to("/hook") {
         assert_eq!(request.headers["content-type"], "application/json");
-        assert_eq!(request.headers["webhook-id"], request.json()["id"].as_str().expect("id"));
+        assert_eq!(
+            request.headers["webhook-id"],
+            request.json()["id"].as_str().expect("id")
+        );
         verify_signature(&request);
     }
-    let visit = hook.iter().find(|a| rule_and_file(a) == pair("minsk-visit", "a-visit.txt")).expect("alert");
+    let visit = hook
+        .iter()
+        .find(|a| rule_and_file(a) == pair("minsk-visit", "a-visit.txt"))
+        .expect("alert");
     assert_eq!(visit["severity"], "warning");
     assert_eq!(visit["description"], "A visit to Minsk");
     assert_eq!(visit["article"]["title"], "Haftar in Minsk");
     assert_eq!(visit["article"]["published"], "2025-02-18");
     assert_eq!(visit["entities"], serde_json::json!(["minsk"]));
     for found in visit["matches"].as_array().expect("matches") {
-        let (start, end) = (found["start"].as_u64().expect("start") as usize, found["end"].as_u64().expect("end") as usize);
-        assert_eq!(&VISIT[start..end], found["text"].as_str().expect("text"), "offsets are bytes of the file");
+        let (start, end) = (
+            found["start"].as_u64().expect("start") as usize,
+            found["end"].as_u64().expect("end") as usize,
+        );
+        assert_eq!(
+            &VISIT[start..end],
+            found["text"].as_str().expect("text"),
+            "offsets are bytes of the file"
+        );
     }
-    assert!(visit["snippet"].as_str().expect("snippet").contains("arrived in Minsk"));
-    let parade = hook.iter().find(|a| a["rule"] == "new-air-defense").expect("alert");
+    assert!(visit["snippet"]
+        .as_str()
+        .expect("snippet")
+        .contains("arrived in Minsk"));
+    let parade = hook
+        .iter()
+        .find(|a| a["rule"] == "new-air-defense")
+        .expect("alert");
     assert_eq!(parade["severity"], "critical");
     assert_eq!(parade["entities"], serde_json::json!(["tor-m2"]));
     assert_eq!(parade["matches"][0]["text"], "Tor\u{2011}M2");
@@ -175,11 +231,28 @@ fn articles_become_alerts_at_every_sink_and_a_restart_neither_realerts_nor_forge
     // Slack got the two rules routed to every sink, as Block Kit with a fallback.
     let slack_rules: BTreeSet<String> = slack
         .iter()
-        .map(|r| r.json()["blocks"][0]["text"]["text"].as_str().expect("header").to_string())
+        .map(|r| {
+            r.json()["blocks"][0]["text"]["text"]
+                .as_str()
+                .expect("header")
+                .to_string()
+        })
         .collect();
-    assert_eq!(slack_rules, BTreeSet::from(["🔴 new-air-defense".to_string(), "🟠 minsk-visit".to_string()]));
+    assert_eq!(
+        slack_rules,
+        BTreeSet::from([
+            "🔴 new-air-defense".to_string(),
+            "🟠 minsk-visit".to_string()
+        ])
+    );
     for request in &slack {
-        assert!(request.json()["text"].as_str().expect("fallback").contains("Minsk") || request.body.contains("Tor"));
+        assert!(
+            request.json()["text"]
+                .as_str()
+                .expect("fallback")
+                .contains("Minsk")
+                || request.body.contains("Tor")
+        );
     }
 
     // The file sink has the same alerts as the webhook, byte for byte in JSON.
@@ -194,7 +267,11 @@ fn articles_become_alerts_at_every_sink_and_a_restart_neither_realerts_nor_forge
 
     // `newswatch test --json` prints the same alerts (fired_at aside).
     let output = workspace.command_with_env(&["test", "--json", "articles"], &envs);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let printed: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
         .lines()
         .map(|line| serde_json::from_str(line).expect("JSON line"))
@@ -213,13 +290,30 @@ fn articles_become_alerts_at_every_sink_and_a_restart_neither_realerts_nor_forge
 
     // Restart: nothing is re-sent; first_seen remembers Tor-M2 but not Pantsir.
     let daemon = workspace.start(&envs);
-    workspace.drop_article("f-tor-again.txt", b"Another Tor-M2 was filmed in Benghazi.\n");
-    workspace.drop_article("g-pantsir.txt", b"A Pantsir-S1 battery was filmed in Sirte.\n");
-    assert!(wait_until(WAIT, || receiver.requests_to("/hook").len() >= 5), "{}", daemon.log());
+    workspace.drop_article(
+        "f-tor-again.txt",
+        b"Another Tor-M2 was filmed in Benghazi.\n",
+    );
+    workspace.drop_article(
+        "g-pantsir.txt",
+        b"A Pantsir-S1 battery was filmed in Sirte.\n",
+    );
+    assert!(
+        wait_until(WAIT, || receiver.requests_to("/hook").len() >= 5),
+        "{}",
+        daemon.log()
+    );
     std::thread::sleep(Duration::from_millis(1500));
-    let after: Vec<serde_json::Value> = receiver.requests_to("/hook").iter().map(|r| r.json()).collect();
+    let after: Vec<serde_json::Value> = receiver
+        .requests_to("/hook")
+        .iter()
+        .map(|r| r.json())
+        .collect();
     assert_eq!(after.len(), 5, "{after:#?}");
-    assert_eq!(rule_and_file(&after[4]), pair("new-air-defense", "g-pantsir.txt"));
+    assert_eq!(
+        rule_and_file(&after[4]),
+        pair("new-air-defense", "g-pantsir.txt")
+    );
     assert_eq!(after[4]["entities"], serde_json::json!(["pantsir"]));
     assert!(daemon.stop().success());
 }
@@ -237,16 +331,26 @@ fn failed_deliveries_are_retried_with_the_same_id_and_urls_stay_out_of_logs() {
     let workspace = Workspace::new(&config);
     let daemon = workspace.start(&[]);
     workspace.drop_article("a.txt", b"Talks on the Tobruk air base.\n");
-    assert!(wait_until(WAIT, || receiver.requests().len() >= 4), "{}", daemon.log());
+    assert!(
+        wait_until(WAIT, || receiver.requests().len() >= 4),
+        "{}",
+        daemon.log()
+    );
     let requests = receiver.requests();
     assert_eq!(requests.len(), 4);
-    let ids: BTreeSet<&str> = requests.iter().map(|r| r.headers["webhook-id"].as_str()).collect();
+    let ids: BTreeSet<&str> = requests
+        .iter()
+        .map(|r| r.headers["webhook-id"].as_str())
+        .collect();
     assert_eq!(ids.len(), 1, "the same id on every retry");
     assert!(requests.iter().all(|r| r.body == requests[0].body));
     let log = daemon.log();
     assert!(log.contains("delivery failed, will retry"), "{log}");
     assert!(log.contains("alert delivered"), "{log}");
-    assert!(!log.contains("T0KEN-SECRET-PATH"), "the URL leaked into the log:\n{log}");
+    assert!(
+        !log.contains("T0KEN-SECRET-PATH"),
+        "the URL leaked into the log:\n{log}"
+    );
     assert!(daemon.stop().success());
 }
 
@@ -262,20 +366,46 @@ fn broken_files_are_skipped_and_the_daemon_keeps_going() {
     let mut daemon = workspace.start(&[]);
     workspace.drop_article("binary.txt", b"Tobruk\0\0\x01\x02");
     workspace.drop_article("empty.txt", b"");
-    workspace.drop_article("huge.txt", format!("Tobruk {}", "x".repeat(2000)).as_bytes());
+    workspace.drop_article(
+        "huge.txt",
+        format!("Tobruk {}", "x".repeat(2000)).as_bytes(),
+    );
     workspace.drop_article("bad.json", b"{\"title\": \"Tobruk\", ");
     // Windows-1252: 0x92 is a curly apostrophe.
     workspace.drop_article("cp1252.txt", b"Haftar\x92s visit to Tobruk\n");
     workspace.drop_article("good.md", "# Tobruk\n\nThe Tobruk air base.\n".as_bytes());
-    assert!(wait_until(WAIT, || receiver.requests().len() >= 2), "{}", daemon.log());
+    assert!(
+        wait_until(WAIT, || receiver.requests().len() >= 2),
+        "{}",
+        daemon.log()
+    );
     std::thread::sleep(Duration::from_millis(1000));
-    let files: BTreeSet<String> = receiver.requests().iter().map(|r| rule_and_file(&r.json()).1).collect();
-    assert_eq!(files, BTreeSet::from(["cp1252.txt".to_string(), "good.md".to_string()]));
-    let cp1252 = receiver.requests().into_iter().find(|r| r.body.contains("cp1252")).expect("alert");
-    assert!(cp1252.json()["snippet"].as_str().expect("snippet").contains("Haftar’s"));
+    let files: BTreeSet<String> = receiver
+        .requests()
+        .iter()
+        .map(|r| rule_and_file(&r.json()).1)
+        .collect();
+    assert_eq!(
+        files,
+        BTreeSet::from(["cp1252.txt".to_string(), "good.md".to_string()])
+    );
+    let cp1252 = receiver
+        .requests()
+        .into_iter()
+        .find(|r| r.body.contains("cp1252"))
+        .expect("alert");
+    assert!(cp1252.json()["snippet"]
+        .as_str()
+        .expect("snippet")
+        .contains("Haftar’s"));
     assert!(daemon.is_running());
     let log = daemon.log();
-    for needle in ["binary", "empty", "larger than the limit", "not valid UTF-8"] {
+    for needle in [
+        "binary",
+        "empty",
+        "larger than the limit",
+        "not valid UTF-8",
+    ] {
         assert!(log.contains(needle), "log lacks {needle:?}:\n{log}");
     }
     assert!(daemon.stop().success());
@@ -295,12 +425,20 @@ fn check_reports_positions_and_exits_78() {
         "config.toml:15:10: rule \"c\": unknown sink \"archve\" (did you mean \"archive\"?)",
     ];
     for line in expected {
-        assert!(stderr.lines().any(|l| l == line), "missing {line:?} in:\n{stderr}");
+        assert!(
+            stderr.lines().any(|l| l == line),
+            "missing {line:?} in:\n{stderr}"
+        );
     }
     // A valid config passes.
     let workspace = Workspace::new("[watch]\ndir = \"articles\"\n\n[rules.a]\nmatch = 'Tobruk'\n");
     let output = workspace.command(&["check"]);
-    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// The shipped config is valid and fires on the shipped seeds.
@@ -312,13 +450,21 @@ fn the_shipped_config_checks_and_fires_on_the_seeds() {
         .current_dir(root)
         .output()
         .expect("run");
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
     let test = std::process::Command::new(env!("CARGO_BIN_EXE_newswatch"))
         .args(["test", "--json", "-c", "config.toml", "seeds"])
         .current_dir(root)
         .output()
         .expect("run");
-    assert!(test.status.success(), "{}", String::from_utf8_lossy(&test.stderr));
+    assert!(
+        test.status.success(),
+        "{}",
+        String::from_utf8_lossy(&test.stderr)
+    );
     let alerts: Vec<serde_json::Value> = String::from_utf8_lossy(&test.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).expect("JSON"))
@@ -332,14 +478,29 @@ fn the_shipped_config_checks_and_fires_on_the_seeds() {
         assert!(fired.contains(&expected), "{expected:?} not in {fired:#?}");
     }
     // Negative cases the seeds were written for.
-    let silent = ["2025-03-12-ukraine-ceasefire-minsk-format.txt", "2025-07-15-morning-briefing-tor-tornado.txt"];
+    let silent = [
+        "2025-03-12-ukraine-ceasefire-minsk-format.txt",
+        "2025-07-15-morning-briefing-tor-tornado.txt",
+    ];
     for (rule, file) in &fired {
         assert!(!silent.contains(&file.as_str()), "{rule} fired on {file}");
     }
     // Tobruk appears only in reader comments or a related-articles list there.
-    for file in ["2025-02-27-haftar-macron-paris.md", "2025-05-25-house-of-belarus-benghazi.txt"] {
-        assert!(!fired.contains(&pair("tobruk", file)), "tobruk fired on boilerplate in {file}");
+    for file in [
+        "2025-02-27-haftar-macron-paris.md",
+        "2025-05-25-house-of-belarus-benghazi.txt",
+    ] {
+        assert!(
+            !fired.contains(&pair("tobruk", file)),
+            "tobruk fired on boilerplate in {file}"
+        );
     }
     // Tor-M2 is named again on 30 May, but the air-defence alert fires once.
-    assert_eq!(fired.iter().filter(|(rule, _)| rule == "new-air-defense").count(), 1);
+    assert_eq!(
+        fired
+            .iter()
+            .filter(|(rule, _)| rule == "new-air-defense")
+            .count(),
+        1
+    );
 }

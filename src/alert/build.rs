@@ -64,13 +64,16 @@ pub fn snippet(text: &str, spans: &[std::ops::Range<usize>]) -> String {
     };
     let mut start = first.start.saturating_sub(CONTEXT_BEFORE);
     // Prefer to start at a sentence or line start close to the match.
-    if let Some(boundary) = text[floor_boundary(text, start)..first.start]
-        .rfind(['.', '\n', '!', '?'])
+    if let Some(boundary) =
+        text[floor_boundary(text, start)..first.start].rfind(['.', '\n', '!', '?'])
     {
         start = floor_boundary(text, start) + boundary + 1;
     }
     start = floor_boundary(text, start);
-    let mut end = floor_boundary(text, (start + SNIPPET_LENGTH).min(text.len()).max(first.end));
+    let mut end = floor_boundary(
+        text,
+        (start + SNIPPET_LENGTH).min(text.len()).max(first.end),
+    );
     if start > 0 {
         // Do not start in the middle of a word.
         if let Some(space) = text[start..first.start].find(char::is_whitespace) {
@@ -84,7 +87,10 @@ pub fn snippet(text: &str, spans: &[std::ops::Range<usize>]) -> String {
             end = first.end + space;
         }
     }
-    let body = text[start..end].split_whitespace().collect::<Vec<_>>().join(" ");
+    let body = text[start..end]
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     let mut out = String::with_capacity(body.len() + 8);
     if start > 0 {
         out.push_str("... ");
@@ -120,7 +126,9 @@ mod tests {
     fn snippets_show_the_match_in_context() {
         let text = "Title line\n\nFirst sentence here. The visit to Minsk, which has very close ties to Moscow, lasted three days.\n";
         let start = text.find("visit to Minsk").expect("present");
-        let snippet = snippet(text, &[start..start + "visit to Minsk".len()]);
+        let end = start + "visit to Minsk".len();
+        let spans = [std::ops::Range { start, end }];
+        let snippet = snippet(text, &spans);
         assert_eq!(
             snippet,
             "... The visit to Minsk, which has very close ties to Moscow, lasted three days."
@@ -131,7 +139,9 @@ mod tests {
     fn long_texts_are_cut_at_word_boundaries_without_splitting_characters() {
         let text = format!("{} Минск {}", "слово ".repeat(100), "ещё ".repeat(200));
         let start = text.find("Минск").expect("present");
-        let snippet = snippet(&text, &[start..start + "Минск".len()]);
+        let end = start + "Минск".len();
+        let spans = [std::ops::Range { start, end }];
+        let snippet = snippet(&text, &spans);
         assert!(snippet.starts_with("... слово"), "{snippet}");
         assert!(snippet.ends_with("ещё ..."), "{snippet}");
         assert!(snippet.contains("Минск"));

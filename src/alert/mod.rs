@@ -1,8 +1,8 @@
 //! Alerts: what a fired rule becomes ([`payload::Alert`]), and how each kind
 //! of sink renders and delivers it.
 
-pub mod payload;
-pub mod slack;
 pub mod build;
+pub mod payload;
 pub mod send;
+pub mod slack;
 pub mod worker;

@@ -52,7 +52,7 @@ pub struct Alert {
 pub struct ArticleRef {
     /// BLAKE3 hash of the file's bytes, lowercase hex.
     pub id: String,
-    /// The file's path as the daemon saw it (relative to the config file when possible).
+    /// The watched folder as configured, joined with the file name (`seeds/x.txt`).
     pub path: String,
     pub title: Option<String>,
     /// Publication date `YYYY-MM-DD`, or null when none was found.

@@ -63,9 +63,16 @@ impl Sender {
                     .header("webhook-id", &alert.id)
                     .header("webhook-timestamp", timestamp.to_string());
                 if let Some(secret) = secret {
-                    request = request.header("webhook-signature", sign(secret, &alert.id, timestamp, payload));
+                    request = request.header(
+                        "webhook-signature",
+                        sign(secret, &alert.id, timestamp, payload),
+                    );
                 }
-                let response = request.body(payload.to_string()).send().await.map_err(transport_error)?;
+                let response = request
+                    .body(payload.to_string())
+                    .send()
+                    .await
+                    .map_err(transport_error)?;
                 check_status(response.status(), response.headers())?;
                 Ok(())
             }
@@ -99,7 +106,8 @@ impl Sender {
 }
 
 fn parse(payload: &str) -> Result<Alert, SendError> {
-    serde_json::from_str(payload).map_err(|error| SendError::Permanent(format!("stored alert is not valid: {error}")))
+    serde_json::from_str(payload)
+        .map_err(|error| SendError::Permanent(format!("stored alert is not valid: {error}")))
 }
 
 /// Standard Webhooks signature: `v1,` + base64(HMAC-SHA256(key, "id.timestamp.body")).
@@ -150,7 +158,10 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     message
 }
 
-fn check_status(status: reqwest::StatusCode, headers: &reqwest::header::HeaderMap) -> Result<(), SendError> {
+fn check_status(
+    status: reqwest::StatusCode,
+    headers: &reqwest::header::HeaderMap,
+) -> Result<(), SendError> {
     let code = status.as_u16();
     if status.is_success() {
         return Ok(());
@@ -171,16 +182,23 @@ fn check_status(status: reqwest::StatusCode, headers: &reqwest::header::HeaderMa
             "receiver answered HTTP {code} (a redirect; newswatch does not follow redirects, fix the sink URL)"
         )));
     }
-    Err(SendError::Permanent(format!("receiver answered HTTP {code}")))
+    Err(SendError::Permanent(format!(
+        "receiver answered HTTP {code}"
+    )))
 }
 
 fn with_body(error: SendError, body: &str) -> SendError {
     match error {
-        SendError::Retryable { message, retry_after } => SendError::Retryable {
+        SendError::Retryable {
+            message,
+            retry_after,
+        } => SendError::Retryable {
             message: format!("{message}: {}", short(body)),
             retry_after,
         },
-        SendError::Permanent(message) => SendError::Permanent(format!("{message}: {}", short(body))),
+        SendError::Permanent(message) => {
+            SendError::Permanent(format!("{message}: {}", short(body)))
+        }
     }
 }
 
@@ -215,7 +233,9 @@ async fn append_line(dir: &Path, payload: &str) -> Result<(), SendError> {
     file.write_all(line.as_bytes())
         .await
         .map_err(|e| retryable("write the alerts file", e))?;
-    file.sync_data().await.map_err(|e| retryable("sync the alerts file", e))?;
+    file.sync_data()
+        .await
+        .map_err(|e| retryable("sync the alerts file", e))?;
     Ok(())
 }
 
@@ -230,20 +250,30 @@ mod tests {
         let signature = sign(&secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body);
         assert_eq!(signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
         let flipped = r#"{"test": 2432232315}"#;
-        assert_ne!(sign(&secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, flipped), signature);
+        assert_ne!(
+            sign(&secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, flipped),
+            signature
+        );
     }
 
     #[test]
     fn statuses_are_classified_for_retry() {
         let empty = reqwest::header::HeaderMap::new();
-        let status = |code| check_status(reqwest::StatusCode::from_u16(code).expect("valid"), &empty);
+        let status =
+            |code| check_status(reqwest::StatusCode::from_u16(code).expect("valid"), &empty);
         assert_eq!(status(200), Ok(()));
         assert_eq!(status(204), Ok(()));
         for code in [408, 429, 500, 502, 503] {
-            assert!(matches!(status(code), Err(SendError::Retryable { .. })), "{code}");
+            assert!(
+                matches!(status(code), Err(SendError::Retryable { .. })),
+                "{code}"
+            );
         }
         for code in [301, 400, 401, 403, 404, 410] {
-            assert!(matches!(status(code), Err(SendError::Permanent(_))), "{code}");
+            assert!(
+                matches!(status(code), Err(SendError::Permanent(_))),
+                "{code}"
+            );
         }
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(reqwest::header::RETRY_AFTER, "2".parse().expect("header"));

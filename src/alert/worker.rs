@@ -93,7 +93,10 @@ pub async fn run_sink_worker(
                 );
                 store.mark_dead(delivery.seq, attempts, &message)
             }
-            Err(SendError::Retryable { message, retry_after }) => {
+            Err(SendError::Retryable {
+                message,
+                retry_after,
+            }) => {
                 let age = Duration::from_millis((now_ms() - delivery.created_at_ms).max(0) as u64);
                 if age >= MAX_AGE {
                     error!(
@@ -107,7 +110,12 @@ pub async fn run_sink_worker(
                         sink = %name, rule = %delivery.rule, alert = %delivery.alert_id, attempts, error = %message,
                         retry_in_ms = delay.as_millis() as u64, "delivery failed, will retry"
                     );
-                    store.schedule_retry(delivery.seq, attempts, now_ms() + delay.as_millis() as i64, &message)
+                    store.schedule_retry(
+                        delivery.seq,
+                        attempts,
+                        now_ms() + delay.as_millis() as i64,
+                        &message,
+                    )
                 }
             }
         };

@@ -123,7 +123,9 @@ pub fn boilerplate_regions(text: &str) -> Vec<(usize, usize)> {
 /// The line lower-cased, without leading markdown/bullet decoration.
 fn marker_key(line: &str) -> String {
     line.trim()
-        .trim_start_matches(|c: char| matches!(c, '#' | '*' | '•' | '-' | '—' | '=' | '>' | '_') || c.is_whitespace())
+        .trim_start_matches(|c: char| {
+            matches!(c, '#' | '*' | '•' | '-' | '—' | '=' | '>' | '_') || c.is_whitespace()
+        })
         .to_lowercase()
 }
 
@@ -132,7 +134,10 @@ mod tests {
     use super::*;
 
     fn visible(text: &str) -> String {
-        matchable(text).split_whitespace().collect::<Vec<_>>().join(" ")
+        matchable(text)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     #[test]

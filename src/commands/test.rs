@@ -44,7 +44,10 @@ pub fn run(config: Config, json: bool, paths: &[PathBuf]) -> anyhow::Result<()> 
                 }
             }
             Outcome::Duplicate { .. } => {
-                eprintln!("{}: same content as a file before it; no alerts", path.display())
+                eprintln!(
+                    "{}: same content as a file before it; no alerts",
+                    path.display()
+                )
             }
             Outcome::Unchanged => {}
             Outcome::Skipped(reason) => eprintln!("{}: skipped: {reason}", path.display()),
@@ -78,7 +81,13 @@ fn expand(paths: &[PathBuf], extensions: &[String]) -> anyhow::Result<Vec<PathBu
     Ok(files)
 }
 
-fn report(out: &mut impl Write, path: &Path, alerts: &[Alert], raw: Option<&[u8]>, color: bool) -> std::io::Result<()> {
+fn report(
+    out: &mut impl Write,
+    path: &Path,
+    alerts: &[Alert],
+    raw: Option<&[u8]>,
+    color: bool,
+) -> std::io::Result<()> {
     let Some(first) = alerts.first() else {
         writeln!(out, "{}: no rule fired", path.display())?;
         return Ok(());
@@ -95,7 +104,13 @@ fn report(out: &mut impl Write, path: &Path, alerts: &[Alert], raw: Option<&[u8]
     // Offsets refer to the article text; for plain UTF-8 files that is the file.
     let text = raw.and_then(|bytes| std::str::from_utf8(bytes).ok());
     for alert in alerts {
-        writeln!(out, "  [{}] {}: {}", alert.severity.as_str(), alert.rule, alert.description)?;
+        writeln!(
+            out,
+            "  [{}] {}: {}",
+            alert.severity.as_str(),
+            alert.rule,
+            alert.description
+        )?;
         if !alert.entities.is_empty() {
             writeln!(out, "    entities: {}", alert.entities.join(", "))?;
         }
@@ -111,6 +126,7 @@ fn report(out: &mut impl Write, path: &Path, alerts: &[Alert], raw: Option<&[u8]
 }
 
 fn highlight(text: &str, color: bool) -> String {
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
     if color {
         format!("\x1b[1;31m{text}\x1b[0m")
     } else {
@@ -119,11 +135,26 @@ fn highlight(text: &str, color: bool) -> String {
 }
 
 fn in_context(text: &str, start: usize, end: usize, color: bool) -> String {
-    let before: String = text[..start].chars().rev().take(CONTEXT).collect::<Vec<_>>().into_iter().rev().collect();
+    let before: String = text[..start]
+        .chars()
+        .rev()
+        .take(CONTEXT)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
     let after: String = text[end..].chars().take(CONTEXT).collect();
     let flat = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
-    let lead = if before.ends_with(char::is_whitespace) { " " } else { "" };
-    let trail = if after.starts_with(char::is_whitespace) { " " } else { "" };
+    let lead = if before.ends_with(char::is_whitespace) {
+        " "
+    } else {
+        ""
+    };
+    let trail = if after.starts_with(char::is_whitespace) {
+        " "
+    } else {
+        ""
+    };
     format!(
         "…{}{lead}{}{trail}{}…",
         flat(&before),

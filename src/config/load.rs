@@ -83,7 +83,10 @@ impl SinkKind {
 /// Loads, validates and compiles the config file at `path`.
 pub fn load(path: &Path) -> Result<Config, Vec<Diagnostic>> {
     let source = std::fs::read_to_string(path).map_err(|error| {
-        vec![Diagnostic::whole_file(path, format!("cannot read config file: {error}"))]
+        vec![Diagnostic::whole_file(
+            path,
+            format!("cannot read config file: {error}"),
+        )]
     })?;
     load_str(path, &source, &|name| std::env::var(name).ok())
 }
@@ -167,14 +170,20 @@ impl Loader<'_> {
         let extensions = match &raw.watch.extensions {
             Some(list) => {
                 if list.get_ref().is_empty() {
-                    self.error(list.span().start, "watch.extensions is empty: no file would ever be read");
+                    self.error(
+                        list.span().start,
+                        "watch.extensions is empty: no file would ever be read",
+                    );
                 }
                 list.get_ref()
                     .iter()
                     .map(|ext| {
                         let value = ext.get_ref().trim_start_matches('.').to_ascii_lowercase();
                         if value.is_empty() || value.contains(['/', '\\']) {
-                            self.error(ext.span().start, format!("invalid extension {:?}", ext.get_ref()));
+                            self.error(
+                                ext.span().start,
+                                format!("invalid extension {:?}", ext.get_ref()),
+                            );
                         }
                         value
                     })
@@ -244,7 +253,10 @@ impl Loader<'_> {
         for (key, span) in present {
             if let Some(span) = span {
                 if !allowed.contains(&key) {
-                    self.error(span.start, format!("sink \"{name}\": `{key}` is not allowed for a {kind_name} sink"));
+                    self.error(
+                        span.start,
+                        format!("sink \"{name}\": `{key}` is not allowed for a {kind_name} sink"),
+                    );
                 }
             }
         }
@@ -260,7 +272,9 @@ impl Loader<'_> {
         };
         let kind = match kind_name {
             "file" => SinkKind::File {
-                dir: self.base.join(sink.dir.as_ref().map_or("alerts", |d| d.get_ref().as_str())),
+                dir: self
+                    .base
+                    .join(sink.dir.as_ref().map_or("alerts", |d| d.get_ref().as_str())),
             },
             "slack" => SinkKind::Slack {
                 url: self.sink_url(name, spanned)?,
@@ -291,7 +305,14 @@ impl Loader<'_> {
     fn sink_url(&mut self, name: &str, spanned: &Spanned<RawSink>) -> Option<Secret> {
         let sink = spanned.get_ref();
         let url = self
-            .secret_value(name, "url", sink.url.as_ref(), sink.url_file.as_ref(), spanned.span().start, true)
+            .secret_value(
+                name,
+                "url",
+                sink.url.as_ref(),
+                sink.url_file.as_ref(),
+                spanned.span().start,
+                true,
+            )
             .flatten()?;
         let offset = sink
             .url
@@ -299,10 +320,17 @@ impl Loader<'_> {
             .or(sink.url_file.as_ref())
             .map_or(spanned.span().start, |v| v.span().start);
         match reqwest::Url::parse(url.expose()) {
-            Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() => Some(url),
+            Ok(parsed)
+                if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() =>
+            {
+                Some(url)
+            }
             // The message must not quote the URL: it may carry a token.
             _ => {
-                self.error(offset, format!("sink \"{name}\": url is not a valid http:// or https:// URL"));
+                self.error(
+                    offset,
+                    format!("sink \"{name}\": url is not a valid http:// or https:// URL"),
+                );
                 None
             }
         }
@@ -321,17 +349,26 @@ impl Loader<'_> {
     ) -> Option<Option<Secret>> {
         match (value, file) {
             (Some(_), Some(file)) => {
-                self.error(file.span().start, format!("sink \"{name}\": set either `{key}` or `{key}_file`, not both"));
+                self.error(
+                    file.span().start,
+                    format!("sink \"{name}\": set either `{key}` or `{key}_file`, not both"),
+                );
                 None
             }
             (Some(value), None) => match expand_env(value.get_ref(), self.env) {
                 Ok(expanded) if expanded.trim().is_empty() => {
-                    self.error(value.span().start, format!("sink \"{name}\": `{key}` is empty"));
+                    self.error(
+                        value.span().start,
+                        format!("sink \"{name}\": `{key}` is empty"),
+                    );
                     None
                 }
                 Ok(expanded) => Some(Some(Secret::new(expanded.trim()))),
                 Err(message) => {
-                    self.error(value.span().start, format!("sink \"{name}\": `{key}`: {message}"));
+                    self.error(
+                        value.span().start,
+                        format!("sink \"{name}\": `{key}`: {message}"),
+                    );
                     None
                 }
             },
@@ -339,27 +376,41 @@ impl Loader<'_> {
                 let path = match expand_env(file.get_ref(), self.env) {
                     Ok(path) => self.base.join(path),
                     Err(message) => {
-                        self.error(file.span().start, format!("sink \"{name}\": `{key}_file`: {message}"));
+                        self.error(
+                            file.span().start,
+                            format!("sink \"{name}\": `{key}_file`: {message}"),
+                        );
                         return None;
                     }
                 };
                 match std::fs::read_to_string(&path) {
-                    Ok(content) if !content.trim().is_empty() => Some(Some(Secret::new(content.trim()))),
+                    Ok(content) if !content.trim().is_empty() => {
+                        Some(Some(Secret::new(content.trim())))
+                    }
                     Ok(_) => {
-                        self.error(file.span().start, format!("sink \"{name}\": `{key}_file` {} is empty", path.display()));
+                        self.error(
+                            file.span().start,
+                            format!("sink \"{name}\": `{key}_file` {} is empty", path.display()),
+                        );
                         None
                     }
                     Err(error) => {
                         self.error(
                             file.span().start,
-                            format!("sink \"{name}\": cannot read `{key}_file` {}: {error}", path.display()),
+                            format!(
+                                "sink \"{name}\": cannot read `{key}_file` {}: {error}",
+                                path.display()
+                            ),
                         );
                         None
                     }
                 }
             }
             (None, None) if required => {
-                self.error(table_offset, format!("sink \"{name}\": needs `{key}` or `{key}_file`"));
+                self.error(
+                    table_offset,
+                    format!("sink \"{name}\": needs `{key}` or `{key}_file`"),
+                );
                 None
             }
             (None, None) => Some(None),
@@ -368,7 +419,9 @@ impl Loader<'_> {
 
     fn check_id(&mut self, what: &str, id: &str, offset: usize) {
         let valid = id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-            && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
         if !valid {
             self.error(
                 offset,
@@ -383,14 +436,25 @@ impl Loader<'_> {
         let mut input = RuleSetInput::default();
         for (id, entity) in &raw.entities {
             self.check_id("entity", id, entity.span().start);
-            let RawEntity { class, aliases, not } = entity.get_ref();
+            let RawEntity {
+                class,
+                aliases,
+                not,
+            } = entity.get_ref();
             if aliases.get_ref().is_empty() {
-                self.error(aliases.span().start, format!("entity \"{id}\": aliases is empty"));
+                self.error(
+                    aliases.span().start,
+                    format!("entity \"{id}\": aliases is empty"),
+                );
             }
             input.entities.push(EntityDef {
                 id: id.clone(),
                 class: class.as_ref().map(|c| c.get_ref().clone()),
-                aliases: aliases.get_ref().iter().map(|a| a.get_ref().clone()).collect(),
+                aliases: aliases
+                    .get_ref()
+                    .iter()
+                    .map(|a| a.get_ref().clone())
+                    .collect(),
                 not: not.iter().map(|n| n.get_ref().clone()).collect(),
             });
         }
@@ -400,7 +464,11 @@ impl Loader<'_> {
             }
             input.lists.insert(
                 name.clone(),
-                items.get_ref().iter().map(|i| i.get_ref().clone()).collect(),
+                items
+                    .get_ref()
+                    .iter()
+                    .map(|i| i.get_ref().clone())
+                    .collect(),
             );
         }
         let mut ordered: Vec<(&String, &Spanned<RawRule>)> = raw.rules.iter().collect();
@@ -419,7 +487,10 @@ impl Loader<'_> {
             };
             let first_seen = rule.first_seen.as_ref().is_some_and(|f| *f.get_ref());
             if first_seen && !mentions_entities(&expr) {
-                let offset = rule.first_seen.as_ref().map_or(spanned.span().start, |f| f.span().start);
+                let offset = rule
+                    .first_seen
+                    .as_ref()
+                    .map_or(spanned.span().start, |f| f.span().start);
                 self.error(
                     offset,
                     format!("rule \"{id}\": first_seen needs an entity: or class: term in the match expression"),
@@ -439,10 +510,16 @@ impl Loader<'_> {
                         match sinks.iter().position(|s| &s.name == name.get_ref()) {
                             Some(index) => indexes.push(index),
                             None => {
-                                let hint = did_you_mean(name.get_ref(), raw.sinks.keys().map(String::as_str));
+                                let hint = did_you_mean(
+                                    name.get_ref(),
+                                    raw.sinks.keys().map(String::as_str),
+                                );
                                 self.error(
                                     name.span().start,
-                                    format!("rule \"{id}\": unknown sink \"{}\"{hint}", name.get_ref()),
+                                    format!(
+                                        "rule \"{id}\": unknown sink \"{}\"{hint}",
+                                        name.get_ref()
+                                    ),
                                 );
                             }
                         }
@@ -488,25 +565,34 @@ impl Loader<'_> {
         match origin {
             Origin::Rule { index, span } => {
                 let id = &input.rules[*index].id;
-                raw.rules
-                    .get(id)
-                    .map_or(0, |rule| self.expression_offset(&rule.get_ref().match_expr, span.start))
+                raw.rules.get(id).map_or(0, |rule| {
+                    self.expression_offset(&rule.get_ref().match_expr, span.start)
+                })
             }
             Origin::Alias { entity, alias } => {
                 let id = &input.entities[*entity].id;
                 raw.entities.get(id).map_or(0, |e| {
                     let aliases = &e.get_ref().aliases;
-                    aliases.get_ref().get(*alias).map_or(aliases.span().start, |a| a.span().start)
+                    aliases
+                        .get_ref()
+                        .get(*alias)
+                        .map_or(aliases.span().start, |a| a.span().start)
                 })
             }
             Origin::NotContext { entity, item } => {
                 let id = &input.entities[*entity].id;
                 raw.entities.get(id).map_or(0, |e| {
-                    e.get_ref().not.get(*item).map_or(e.span().start, |n| n.span().start)
+                    e.get_ref()
+                        .not
+                        .get(*item)
+                        .map_or(e.span().start, |n| n.span().start)
                 })
             }
             Origin::ListItem { list, item } => raw.lists.get(list).map_or(0, |items| {
-                items.get_ref().get(*item).map_or(items.span().start, |i| i.span().start)
+                items
+                    .get_ref()
+                    .get(*item)
+                    .map_or(items.span().start, |i| i.span().start)
             }),
         }
     }
@@ -564,7 +650,11 @@ fn parse_size(text: &str) -> Result<u64, String> {
         "mib" => 1 << 20,
         "gb" | "g" => 1_000_000_000,
         "gib" => 1 << 30,
-        other => return Err(format!("invalid size unit {other:?} in {text:?}: use B, kB, KiB, MB, MiB, GB or GiB")),
+        other => {
+            return Err(format!(
+                "invalid size unit {other:?} in {text:?}: use B, kB, KiB, MB, MiB, GB or GiB"
+            ))
+        }
     };
     Ok((number * multiplier as f64) as u64)
 }
@@ -585,11 +675,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "m" | "min" => number * 60.0,
         "h" => number * 3600.0,
         "d" => number * 86400.0,
-        other => return Err(format!("invalid duration unit {other:?} in {text:?}: use ms, s, m, h or d")),
+        other => {
+            return Err(format!(
+                "invalid duration unit {other:?} in {text:?}: use ms, s, m, h or d"
+            ))
+        }
     };
     Ok(Duration::from_secs_f64(seconds))
 }
-
 
 #[cfg(test)]
 mod tests;

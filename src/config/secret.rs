@@ -38,6 +38,9 @@ mod tests {
     fn formatting_never_shows_the_value() {
         let secret = Secret::new("https://hooks.slack.com/services/T000/B000/XXXX");
         assert!(!format!("{secret:?} {secret}").contains("hooks"));
-        assert_eq!(secret.expose(), "https://hooks.slack.com/services/T000/B000/XXXX");
+        assert_eq!(
+            secret.expose(),
+            "https://hooks.slack.com/services/T000/B000/XXXX"
+        );
     }
 }

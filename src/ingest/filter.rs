@@ -15,10 +15,13 @@ pub fn is_candidate(path: &Path, extensions: &[String]) -> bool {
         return false;
     };
     let extension = extension.to_ascii_lowercase();
-    if matches!(extension.as_str(), "tmp" | "part" | "swp" | "swx" | "crdownload") {
+    if matches!(
+        extension.as_str(),
+        "tmp" | "part" | "swp" | "swx" | "crdownload"
+    ) {
         return false;
     }
-    extensions.iter().any(|allowed| *allowed == extension)
+    extensions.contains(&extension)
 }
 
 #[cfg(test)]
@@ -27,7 +30,10 @@ mod tests {
 
     #[test]
     fn only_listed_extensions_and_no_temporary_names() {
-        let extensions: Vec<String> = ["txt", "md", "html", "json"].iter().map(|s| s.to_string()).collect();
+        let extensions: Vec<String> = ["txt", "md", "html", "json"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let cases = [
             ("seeds/a.txt", true),
             ("seeds/A.TXT", true),
@@ -41,7 +47,11 @@ mod tests {
             ("seeds/README", false),
         ];
         for (path, expected) in cases {
-            assert_eq!(is_candidate(Path::new(path), &extensions), expected, "{path}");
+            assert_eq!(
+                is_candidate(Path::new(path), &extensions),
+                expected,
+                "{path}"
+            );
         }
     }
 }

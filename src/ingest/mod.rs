@@ -54,7 +54,7 @@ pub async fn run_ingest(
 ) {
     let mut settling: HashMap<PathBuf, Instant> = HashMap::new();
     let mut reconcile = tokio::time::interval_at(Instant::now() + RECONCILE_EVERY, RECONCILE_EVERY);
-    if !send_scan(&dir, &extensions, &ready, "startup").await {
+    if !send_scan(&dir, &extensions, &ready, &mut settling, "startup").await {
         return;
     }
     loop {
@@ -88,7 +88,7 @@ pub async fn run_ingest(
                     }
                     RawEvent::Rescan(reason) => {
                         warn!(dir = %dir.display(), reason = %reason, "watcher lost events; rescanning the folder");
-                        if !send_scan(&dir, &extensions, &ready, "rescan").await {
+                        if !send_scan(&dir, &extensions, &ready, &mut settling, "rescan").await {
                             break;
                         }
                     }
@@ -110,7 +110,7 @@ pub async fn run_ingest(
                 }
             }
             _ = reconcile.tick() => {
-                if !send_scan(&dir, &extensions, &ready, "reconcile").await {
+                if !send_scan(&dir, &extensions, &ready, &mut settling, "reconcile").await {
                     break;
                 }
             }
@@ -119,20 +119,42 @@ pub async fn run_ingest(
     debug!("ingest stopped");
 }
 
+fn recently_modified(path: &Path) -> bool {
+    std::fs::metadata(path)
+        .and_then(|metadata| metadata.modified())
+        .ok()
+        .and_then(|modified| modified.elapsed().ok())
+        .is_some_and(|age| age < SETTLE)
+}
+
 /// Sends every candidate of the folder; false when the pipeline is gone.
-async fn send_scan(dir: &Path, extensions: &[String], ready: &mpsc::Sender<PathBuf>, why: &str) -> bool {
+/// A file modified less than [`SETTLE`] ago may still be being written: it
+/// joins `settling` instead, and is sent once it has stayed quiet.
+async fn send_scan(
+    dir: &Path,
+    extensions: &[String],
+    ready: &mpsc::Sender<PathBuf>,
+    settling: &mut HashMap<PathBuf, Instant>,
+    why: &str,
+) -> bool {
     match scan_folder(dir, extensions) {
         Ok(files) => {
             if why != "reconcile" {
                 info!(dir = %dir.display(), files = files.len(), scan = why, "scanned the watched folder");
             }
             for path in files {
+                if recently_modified(&path) {
+                    settling.insert(path, Instant::now() + SETTLE);
+                    continue;
+                }
                 if ready.send(path).await.is_err() {
                     return false;
                 }
             }
         }
-        Err(e) => warn!(dir = %dir.display(), error = %e, scan = why, "cannot list the watched folder"),
+        Err(e) => {
+            warn!(dir = %dir.display(), error = %e, scan = why, "cannot list the watched folder")
+        }
     }
     true
 }

@@ -59,9 +59,15 @@ fn translate(result: notify::Result<notify::Event>, dir: &Path) -> Vec<RawEvent>
         .filter_map(|path| path.file_name().map(|name| dir.join(name)))
         .collect();
     match event.kind {
-        EventKind::Modify(ModifyKind::Name(RenameMode::To)) => paths.into_iter().map(RawEvent::Complete).collect(),
-        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => paths.pop().map(RawEvent::Complete).into_iter().collect(),
-        EventKind::Access(AccessKind::Close(AccessMode::Write)) => paths.into_iter().map(RawEvent::Closed).collect(),
+        EventKind::Modify(ModifyKind::Name(RenameMode::To)) => {
+            paths.into_iter().map(RawEvent::Complete).collect()
+        }
+        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {
+            paths.pop().map(RawEvent::Complete).into_iter().collect()
+        }
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
+            paths.into_iter().map(RawEvent::Closed).collect()
+        }
         EventKind::Modify(ModifyKind::Data(_)) | EventKind::Create(CreateKind::File) => {
             paths.into_iter().map(RawEvent::Written).collect()
         }

@@ -148,7 +148,11 @@ fn lex(source: &str) -> Result<Vec<Token>, ParseError> {
         }
         if c == '(' || c == ')' {
             chars.next();
-            let kind = if c == '(' { Lexeme::LParen } else { Lexeme::RParen };
+            let kind = if c == '(' {
+                Lexeme::LParen
+            } else {
+                Lexeme::RParen
+            };
             tokens.push(Token {
                 kind,
                 span: start..start + 1,
@@ -294,7 +298,13 @@ impl Parser {
 
     fn parse_or(&mut self) -> Result<Expr, ParseError> {
         let mut alternatives = vec![self.parse_and()?];
-        while matches!(self.peek(), Some(Token { kind: Lexeme::Or, .. })) {
+        while matches!(
+            self.peek(),
+            Some(Token {
+                kind: Lexeme::Or,
+                ..
+            })
+        ) {
             self.advance();
             alternatives.push(self.parse_and()?);
         }
@@ -338,7 +348,13 @@ impl Parser {
     }
 
     fn parse_unary(&mut self) -> Result<Expr, ParseError> {
-        if matches!(self.peek(), Some(Token { kind: Lexeme::Not, .. })) {
+        if matches!(
+            self.peek(),
+            Some(Token {
+                kind: Lexeme::Not,
+                ..
+            })
+        ) {
             self.advance();
             return Ok(Expr::Not(Box::new(self.parse_unary()?)));
         }
@@ -425,7 +441,10 @@ mod tests {
             ("Tobruk", r#""Tobruk""#),
             (r#""air defense""#, r#""air defense""#),
             ("visit*", r#""visit"*"#),
-            ("entity:minsk NEAR/12 list:visit", "(near/12 entity:minsk list:visit)"),
+            (
+                "entity:minsk NEAR/12 list:visit",
+                "(near/12 entity:minsk list:visit)",
+            ),
             ("class:air-defense", "class:air-defense"),
             ("a b", r#"(and "a" "b")"#),
             ("a AND b OR c", r#"(or (and "a" "b") "c")"#),
@@ -448,7 +467,9 @@ mod tests {
 
     #[test]
     fn terms_remember_where_they_are() {
-        let Expr::Near { left, right, span, .. } = parse("entity:minsk NEAR/12 list:visit").unwrap()
+        let Expr::Near {
+            left, right, span, ..
+        } = parse("entity:minsk NEAR/12 list:visit").unwrap()
         else {
             panic!("expected NEAR");
         };

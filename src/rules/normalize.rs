@@ -251,10 +251,22 @@ mod tests {
             .collect();
         assert_eq!(
             originals,
-            ["The", "visit", "to", "Минск", "centre", "Haftar", "Tor", "M2"]
+            [
+                "The",
+                "visit",
+                "to",
+                "Минск",
+                "centre",
+                "Haftar",
+                "Tor",
+                "M2"
+            ]
         );
         for token in &normalized.tokens {
-            assert_eq!(&normalized.text[token.norm_start - 1..token.norm_start], " ");
+            assert_eq!(
+                &normalized.text[token.norm_start - 1..token.norm_start],
+                " "
+            );
         }
     }
 

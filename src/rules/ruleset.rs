@@ -261,9 +261,13 @@ impl RuleSet {
         for &(pattern, span) in &hits {
             for pattern_use in &self.patterns[pattern].uses {
                 match *pattern_use {
-                    PatternUse::Leaf(leaf) => leaf_spans.entry(leaf).or_default().push((span, None)),
+                    PatternUse::Leaf(leaf) => {
+                        leaf_spans.entry(leaf).or_default().push((span, None))
+                    }
                     PatternUse::Alias(entity) => alias_hits.entry(entity).or_default().push(span),
-                    PatternUse::NotContext(entity) => not_hits.entry(entity).or_default().push(span),
+                    PatternUse::NotContext(entity) => {
+                        not_hits.entry(entity).or_default().push(span)
+                    }
                 }
             }
         }
@@ -274,11 +278,17 @@ impl RuleSet {
                     continue;
                 }
                 for &leaf in &self.entity_leaves[entity] {
-                    leaf_spans.entry(leaf).or_default().push((span, Some(entity)));
+                    leaf_spans
+                        .entry(leaf)
+                        .or_default()
+                        .push((span, Some(entity)));
                 }
             }
         }
-        let mut touched_rules: Vec<usize> = leaf_spans.keys().map(|&leaf| self.leaves[leaf].rule).collect();
+        let mut touched_rules: Vec<usize> = leaf_spans
+            .keys()
+            .map(|&leaf| self.leaves[leaf].rule)
+            .collect();
         touched_rules.sort_unstable();
         touched_rules.dedup();
 
@@ -298,7 +308,10 @@ impl RuleSet {
     /// One pass of the automaton: (pattern, word span) for every occurrence.
     fn find_hits(&self, normalized: &Normalized) -> Vec<(PatternId, TokenSpan)> {
         let mut hits = Vec::new();
-        for found in self.automaton.find_overlapping_iter(normalized.text.as_str()) {
+        for found in self
+            .automaton
+            .find_overlapping_iter(normalized.text.as_str())
+        {
             let pattern = found.pattern().as_usize();
             // Every pattern starts with the space before its first word; a
             // whole-word pattern also ends with the space after its last word.
@@ -337,7 +350,9 @@ fn to_rule_match(rule: usize, mut evidence: Evidence, normalized: &Normalized) -
         spans.push(span);
     }
     spans.sort_unstable();
-    evidence.entities.sort_unstable_by_key(|&(entity, span)| (span, entity));
+    evidence
+        .entities
+        .sort_unstable_by_key(|&(entity, span)| (span, entity));
     evidence.entities.dedup();
     RuleMatch {
         rule,
@@ -351,7 +366,10 @@ fn to_rule_match(rule: usize, mut evidence: Evidence, normalized: &Normalized) -
 }
 
 /// Evaluates a rule's expression on the leaf hits; `None` when it is false.
-fn evaluate(node: &Node, leaf_spans: &HashMap<LeafId, Vec<(TokenSpan, Option<EntityIdx>)>>) -> Option<Evidence> {
+fn evaluate(
+    node: &Node,
+    leaf_spans: &HashMap<LeafId, Vec<(TokenSpan, Option<EntityIdx>)>>,
+) -> Option<Evidence> {
     match node {
         Node::Leaf(leaf) => {
             let spans = leaf_spans.get(leaf)?;
@@ -494,7 +512,10 @@ impl<'a> Compiler<'a> {
                 if !self.add_pattern(body, prefix, PatternUse::Alias(entity)) {
                     self.errors.push(CompileError {
                         origin: Origin::Alias { entity, alias },
-                        message: format!("entity \"{}\": alias {text:?} has no letters or digits", def.id),
+                        message: format!(
+                            "entity \"{}\": alias {text:?} has no letters or digits",
+                            def.id
+                        ),
                     });
                 }
             }
@@ -503,7 +524,10 @@ impl<'a> Compiler<'a> {
                 if !self.add_pattern(body, prefix, PatternUse::NotContext(entity)) {
                     self.errors.push(CompileError {
                         origin: Origin::NotContext { entity, item },
-                        message: format!("entity \"{}\": not context {text:?} has no letters or digits", def.id),
+                        message: format!(
+                            "entity \"{}\": not context {text:?} has no letters or digits",
+                            def.id
+                        ),
                     });
                 }
             }
@@ -525,7 +549,9 @@ impl<'a> Compiler<'a> {
             });
         }
         let node = self.node(index, expr, false);
-        (self.errors.len() == errors_before).then_some(node).flatten()
+        (self.errors.len() == errors_before)
+            .then_some(node)
+            .flatten()
     }
 
     fn node(&mut self, index: usize, expr: &Expr, under_near: bool) -> Option<Node> {
@@ -540,7 +566,8 @@ impl<'a> Compiler<'a> {
                             index,
                             span: first_span(inner),
                         },
-                        message: "NOT cannot be a side of NEAR: an absent word has no position".to_string(),
+                        message: "NOT cannot be a side of NEAR: an absent word has no position"
+                            .to_string(),
                     });
                     return None;
                 }
@@ -588,7 +615,8 @@ impl<'a> Compiler<'a> {
         match kind {
             TermKind::Text { text, prefix } => {
                 if !self.add_pattern(text, *prefix, PatternUse::Leaf(leaf)) {
-                    self.errors.push(error(format!("term {text:?} has no letters or digits")));
+                    self.errors
+                        .push(error(format!("term {text:?} has no letters or digits")));
                     return None;
                 }
             }
@@ -616,7 +644,11 @@ impl<'a> Compiler<'a> {
                     .map(|(i, _)| i)
                     .collect();
                 if members.is_empty() {
-                    let known = self.input.entities.iter().filter_map(|e| e.class.as_deref());
+                    let known = self
+                        .input
+                        .entities
+                        .iter()
+                        .filter_map(|e| e.class.as_deref());
                     let message = format!(
                         "rule \"{rule_id}\": no entity has class \"{name}\"{}",
                         did_you_mean(name, known)
@@ -644,7 +676,9 @@ impl<'a> Compiler<'a> {
                                 list: name.clone(),
                                 item,
                             },
-                            message: format!("list \"{name}\": item {text:?} has no letters or digits"),
+                            message: format!(
+                                "list \"{name}\": item {text:?} has no letters or digits"
+                            ),
                         });
                         return None;
                     }

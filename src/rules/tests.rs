@@ -20,8 +20,18 @@ fn input(rules: &[(&str, &str)]) -> RuleSetInput {
                 &["Minsk", "Минск*", "Belarusian capital"],
                 &["Minsk agreements", "Minsk format", "Minsk accords"],
             ),
-            entity("tor-m2", Some("air-defense"), &["Tor-M2", "9K332", "SA-15 Gauntlet"], &[]),
-            entity("pantsir", Some("air-defense"), &["Pantsir", "SA-22 Greyhound"], &[]),
+            entity(
+                "tor-m2",
+                Some("air-defense"),
+                &["Tor-M2", "9K332", "SA-15 Gauntlet"],
+                &[],
+            ),
+            entity(
+                "pantsir",
+                Some("air-defense"),
+                &["Pantsir", "SA-22 Greyhound"],
+                &[],
+            ),
             entity("haftar", Some("person"), &["Haftar", "Хафтар", "حفتر"], &[]),
         ],
         lists: [(
@@ -48,9 +58,12 @@ fn fire(rule: &str, article: &str) -> Option<Vec<String>> {
     let set = RuleSet::compile(&input(&[("r", rule)])).expect("rule compiles");
     let mut fired = set.scan(article);
     assert!(fired.len() <= 1);
-    fired
-        .pop()
-        .map(|m| m.spans.iter().map(|s| article[s.clone()].to_string()).collect())
+    fired.pop().map(|m| {
+        m.spans
+            .iter()
+            .map(|s| article[s.clone()].to_string())
+            .collect()
+    })
 }
 
 #[test]
@@ -61,16 +74,32 @@ fn rules_fire_on_the_right_text() {
         ("Tobruk", "TOBRUK’s runway", Some(&["TOBRUK"])),
         ("Tobruk", "Tobruks and Tobrukian", None),
         ("Tor-M2", "the TOR M2 system", Some(&["TOR M2"])),
-        ("Tor-M2", "a tor\u{2011}m2 battery", Some(&["tor\u{2011}m2"])),
+        (
+            "Tor-M2",
+            "a tor\u{2011}m2 battery",
+            Some(&["tor\u{2011}m2"]),
+        ),
         ("Tor-M2", "the Tor browser; M2 later", None),
         ("Haftar", "Field Marshal Haftar’s sons", Some(&["Haftar"])),
-        ("\"air defense\"", "new Air-Defense units", Some(&["Air-Defense"])),
+        (
+            "\"air defense\"",
+            "new Air-Defense units",
+            Some(&["Air-Defense"]),
+        ),
         ("\"air defense\"", "air and defense", None),
         ("visit*", "the visitors arrived", Some(&["visitors"])),
         ("visit*", "revisit", None),
-        ("entity:minsk", "He flew to Минске on Monday", Some(&["Минске"])),
+        (
+            "entity:minsk",
+            "He flew to Минске on Monday",
+            Some(&["Минске"]),
+        ),
         ("entity:minsk", "under the Minsk agreements of 2015", None),
-        ("entity:minsk", "the Minsk format; later a visit to Minsk", Some(&["Minsk"])),
+        (
+            "entity:minsk",
+            "the Minsk format; later a visit to Minsk",
+            Some(&["Minsk"]),
+        ),
         (
             "entity:minsk NEAR/12 list:visit",
             "Haftar’s visit to Minsk was long",
@@ -81,22 +110,51 @@ fn rules_fire_on_the_right_text() {
             "Minsk, the capital, where the delegation arrived",
             None,
         ),
-        ("entity:minsk NEAR/3 list:visit", "Minsk, the capital, where talks", Some(&["Minsk, the capital, where talks"])),
-        ("entity:minsk NEAR/12 list:visit", "talks on the Minsk agreements", None),
-        ("class:air-defense", "a Pantsir and a 9K332", Some(&["Pantsir", "9K332"])),
-        ("class:air-defense", "the Tornado storm and the Tor network", None),
+        (
+            "entity:minsk NEAR/3 list:visit",
+            "Minsk, the capital, where talks",
+            Some(&["Minsk, the capital, where talks"]),
+        ),
+        (
+            "entity:minsk NEAR/12 list:visit",
+            "talks on the Minsk agreements",
+            None,
+        ),
+        (
+            "class:air-defense",
+            "a Pantsir and a 9K332",
+            Some(&["Pantsir", "9K332"]),
+        ),
+        (
+            "class:air-defense",
+            "the Tornado storm and the Tor network",
+            None,
+        ),
         ("Tobruk AND Minsk", "Tobruk only", None),
-        ("Tobruk Minsk", "Minsk then Tobruk", Some(&["Minsk", "Tobruk"])),
+        (
+            "Tobruk Minsk",
+            "Minsk then Tobruk",
+            Some(&["Minsk", "Tobruk"]),
+        ),
         ("Tobruk OR Minsk", "Minsk only", Some(&["Minsk"])),
         ("Tobruk AND NOT Minsk", "Tobruk and Minsk", None),
         ("Tobruk AND NOT Minsk", "Tobruk alone", Some(&["Tobruk"])),
-        ("(Tobruk OR Benghazi) NEAR/1 base", "the Benghazi air base", Some(&["Benghazi air base"])),
+        (
+            "(Tobruk OR Benghazi) NEAR/1 base",
+            "the Benghazi air base",
+            Some(&["Benghazi air base"]),
+        ),
         ("entity:haftar", "حفتر في مينسك", Some(&["حفتر"])),
         ("entity:haftar", "Маршал Хафтар", Some(&["Хафтар"])),
     ];
     for (rule, article, expected) in cases {
-        let expected = expected.map(|texts| texts.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-        assert_eq!(fire(rule, article), expected, "rule {rule:?} on {article:?}");
+        let expected =
+            expected.map(|texts| texts.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            fire(rule, article),
+            expected,
+            "rule {rule:?} on {article:?}"
+        );
     }
 }
 
@@ -157,7 +215,12 @@ fn names_are_resolved_with_hints() {
 
 #[test]
 fn identical_terms_share_one_pattern() {
-    let set = RuleSet::compile(&input(&[("a", "Tobruk"), ("b", "TOBRUK base"), ("c", "tobruk")])).expect("compiles");
+    let set = RuleSet::compile(&input(&[
+        ("a", "Tobruk"),
+        ("b", "TOBRUK base"),
+        ("c", "tobruk"),
+    ]))
+    .expect("compiles");
     // minsk: 3 aliases + 3 not; tor-m2 3; pantsir 2; haftar 3; rules: tobruk, base.
     assert_eq!(set.pattern_count(), 3 + 3 + 3 + 2 + 3 + 2);
     assert_eq!(set.scan("Tobruk").len(), 2);

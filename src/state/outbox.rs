@@ -152,17 +152,38 @@ mod tests {
                 })
                 .expect("commit");
         }
-        let first = store.next_pending("slack").expect("query").expect("a delivery");
-        assert_eq!((first.alert_id.as_str(), first.id.as_str()), ("a1r1", "a1r1:slack"));
-        store.schedule_retry(first.seq, 1, 5000, "HTTP 500").expect("retry");
-        let again = store.next_pending("slack").expect("query").expect("a delivery");
-        assert_eq!((again.seq, again.attempts, again.next_attempt_ms), (first.seq, 1, 5000));
+        let first = store
+            .next_pending("slack")
+            .expect("query")
+            .expect("a delivery");
+        assert_eq!(
+            (first.alert_id.as_str(), first.id.as_str()),
+            ("a1r1", "a1r1:slack")
+        );
+        store
+            .schedule_retry(first.seq, 1, 5000, "HTTP 500")
+            .expect("retry");
+        let again = store
+            .next_pending("slack")
+            .expect("query")
+            .expect("a delivery");
+        assert_eq!(
+            (again.seq, again.attempts, again.next_attempt_ms),
+            (first.seq, 1, 5000)
+        );
         store.mark_delivered(first.seq, 2).expect("delivered");
-        let second = store.next_pending("slack").expect("query").expect("a delivery");
+        let second = store
+            .next_pending("slack")
+            .expect("query")
+            .expect("a delivery");
         assert_eq!(second.alert_id, "a2r2");
         store.mark_dead(second.seq, 3, "HTTP 404").expect("dead");
         assert!(store.next_pending("slack").expect("query").is_none());
-        assert_eq!(store.pending_count().expect("count"), 2, "the file sink still has two");
+        assert_eq!(
+            store.pending_count().expect("count"),
+            2,
+            "the file sink still has two"
+        );
         let undelivered = store.undelivered().expect("list");
         assert_eq!(undelivered.len(), 3);
         assert_eq!(undelivered[1].status, DeliveryStatus::Dead);

@@ -131,7 +131,9 @@ impl Store {
     pub fn article_processed(&self, article_id: &str) -> Result<bool, StoreError> {
         let found = self
             .connection
-            .query_row("SELECT 1 FROM articles WHERE id = ?1", [article_id], |_| Ok(()))
+            .query_row("SELECT 1 FROM articles WHERE id = ?1", [article_id], |_| {
+                Ok(())
+            })
             .optional()?;
         Ok(found.is_some())
     }
@@ -239,8 +241,12 @@ mod tests {
     fn an_article_is_recorded_once_with_its_deliveries_and_seen_entities() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut store = Store::open(dir.path()).expect("open");
-        assert!(store.commit_article(&processed("a1", "seeds/a.txt")).expect("commit"));
-        assert!(!store.commit_article(&processed("a1", "seeds/copy.txt")).expect("commit"));
+        assert!(store
+            .commit_article(&processed("a1", "seeds/a.txt"))
+            .expect("commit"));
+        assert!(!store
+            .commit_article(&processed("a1", "seeds/copy.txt"))
+            .expect("commit"));
         assert!(store.article_processed("a1").expect("query"));
         assert!(store
             .file_unchanged(&FileKey {
@@ -250,7 +256,10 @@ mod tests {
             })
             .expect("query"));
         let entities = vec!["tor-m2".to_string(), "pantsir".to_string()];
-        assert_eq!(store.unseen("new-air-defense", &entities).expect("query"), ["pantsir"]);
+        assert_eq!(
+            store.unseen("new-air-defense", &entities).expect("query"),
+            ["pantsir"]
+        );
         assert_eq!(store.pending_count().expect("count"), 1);
         drop(store);
         // A restart sees the same state.

@@ -25,12 +25,15 @@ impl Request {
     }
 }
 
+/// A scripted answer: status and extra headers.
+type Answer = (u16, Vec<(String, String)>);
+
 /// A tiny HTTP/1.1 server on 127.0.0.1 that records every request and
 /// answers with scripted statuses (then 200 "ok").
 pub struct Receiver {
     pub port: u16,
     requests: Arc<Mutex<Vec<Request>>>,
-    script: Arc<Mutex<VecDeque<(u16, Vec<(String, String)>)>>>,
+    script: Arc<Mutex<VecDeque<Answer>>>,
 }
 
 impl Receiver {
@@ -38,13 +41,19 @@ impl Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let script: Arc<Mutex<VecDeque<(u16, Vec<(String, String)>)>>> = Arc::new(Mutex::new(VecDeque::new()));
+        let script: Arc<Mutex<VecDeque<Answer>>> = Arc::new(Mutex::new(VecDeque::new()));
         let (seen, answers) = (requests.clone(), script.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
-                let Some(request) = read_request(&mut stream) else { continue };
-                let (status, headers) = answers.lock().expect("lock").pop_front().unwrap_or((200, Vec::new()));
+                let Some(request) = read_request(&mut stream) else {
+                    continue;
+                };
+                let (status, headers) = answers
+                    .lock()
+                    .expect("lock")
+                    .pop_front()
+                    .unwrap_or((200, Vec::new()));
                 seen.lock().expect("lock").push(request);
                 let body = if status == 200 { "ok" } else { "error" };
                 let mut response = format!(
@@ -59,7 +68,11 @@ impl Receiver {
                 let _ = stream.write_all(response.as_bytes());
             }
         });
-        Receiver { port, requests, script }
+        Receiver {
+            port,
+            requests,
+            script,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -70,7 +83,13 @@ impl Receiver {
     pub fn answer_with(&self, statuses: &[(u16, &[(&str, &str)])]) {
         let mut script = self.script.lock().expect("lock");
         for (status, headers) in statuses {
-            script.push_back((*status, headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()));
+            script.push_back((
+                *status,
+                headers
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .collect(),
+            ));
         }
     }
 
@@ -79,7 +98,10 @@ impl Receiver {
     }
 
     pub fn requests_to(&self, path: &str) -> Vec<Request> {
-        self.requests().into_iter().filter(|r| r.path == path).collect()
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .collect()
     }
 }
 
@@ -100,7 +122,10 @@ fn read_request(stream: &mut std::net::TcpStream) -> Option<Request> {
         let (name, value) = header.split_once(':')?;
         headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
     }
-    let length: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let length: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let mut body = vec![0; length];
     reader.read_exact(&mut body).ok()?;
     Some(Request {
@@ -153,7 +178,10 @@ impl Workspace {
     /// Runs `newswatch ARGS` to completion with extra environment variables.
     pub fn command_with_env(&self, args: &[&str], envs: &[(&str, &str)]) -> Output {
         let mut command = Command::new(env!("CARGO_BIN_EXE_newswatch"));
-        command.args(args).current_dir(self.root.path()).env("RUST_LOG", "info");
+        command
+            .args(args)
+            .current_dir(self.root.path())
+            .env("RUST_LOG", "info");
         for (name, value) in envs {
             command.env(name, value);
         }
@@ -162,7 +190,10 @@ impl Workspace {
 
     /// Starts the daemon on this workspace's config.
     pub fn start(&self, envs: &[(&str, &str)]) -> Daemon {
-        let log_path = self.path(&format!("daemon-{}.log", Instant::now().elapsed().as_nanos()));
+        let log_path = self.path(&format!(
+            "daemon-{}.log",
+            Instant::now().elapsed().as_nanos()
+        ));
         let log = std::fs::File::create(&log_path).expect("log file");
         let mut command = Command::new(env!("CARGO_BIN_EXE_newswatch"));
         command
@@ -264,6 +295,10 @@ pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
 pub fn rule_and_file(alert: &serde_json::Value) -> (String, String) {
     let rule = alert["rule"].as_str().expect("rule").to_string();
     let path = alert["article"]["path"].as_str().expect("path");
-    let name = Path::new(path).file_name().expect("file name").to_string_lossy().into_owned();
+    let name = Path::new(path)
+        .file_name()
+        .expect("file name")
+        .to_string_lossy()
+        .into_owned();
     (rule, name)
 }

@@ -6,7 +6,9 @@ const FILE: &str = "config.toml";
 
 fn env(name: &str) -> Option<String> {
     match name {
-        "SLACK_WEBHOOK_URL" => Some("https://hooks.slack.com/services/T0/B0/SECRETTOKEN".to_string()),
+        "SLACK_WEBHOOK_URL" => {
+            Some("https://hooks.slack.com/services/T0/B0/SECRETTOKEN".to_string())
+        }
         "BAD_URL" => Some("not a url SECRETTOKEN".to_string()),
         _ => None,
     }
@@ -47,11 +49,20 @@ fn a_valid_config_loads_with_defaults() {
     assert_eq!(config.watch.max_file_size, 16 * 1024 * 1024);
     assert_eq!(config.state_dir, Path::new("conf/state"));
     let ids: Vec<&str> = config.rules.iter().map(|r| r.id.as_str()).collect();
-    assert_eq!(ids, ["minsk-visit", "tobruk"], "file order, not alphabetical");
-    assert_eq!(config.rules[0].description, "entity:minsk NEAR/12 list:visit");
+    assert_eq!(
+        ids,
+        ["minsk-visit", "tobruk"],
+        "file order, not alphabetical"
+    );
+    assert_eq!(
+        config.rules[0].description,
+        "entity:minsk NEAR/12 list:visit"
+    );
     assert_eq!(config.rules[1].severity, Severity::Critical);
     assert_eq!(config.sinks.len(), 1);
-    assert!(matches!(&config.sinks[0].kind, SinkKind::File { dir } if dir == Path::new("conf/alerts")));
+    assert!(
+        matches!(&config.sinks[0].kind, SinkKind::File { dir } if dir == Path::new("conf/alerts"))
+    );
     assert_eq!(config.rules[0].sinks, [0]);
 }
 
@@ -114,7 +125,8 @@ fn errors_name_line_and_column() {
 
 #[test]
 fn every_error_is_reported_not_only_the_first() {
-    let source = format!("{BASE}\n[rules.a]\nmatch = 'entity:nope'\n\n[rules.b]\nmatch = 'list:nope'\n");
+    let source =
+        format!("{BASE}\n[rules.a]\nmatch = 'entity:nope'\n\n[rules.b]\nmatch = 'list:nope'\n");
     assert_eq!(errors(&source).len(), 2);
 }
 
@@ -124,7 +136,8 @@ fn secrets_never_appear_in_errors_and_are_read_from_the_environment() {
     for message in errors(&source) {
         assert!(!message.contains("SECRETTOKEN"), "{message}");
     }
-    let source = format!("{BASE}\n[sinks.team]\ntype = \"slack\"\nurl = \"${{SLACK_WEBHOOK_URL}}\"\n");
+    let source =
+        format!("{BASE}\n[sinks.team]\ntype = \"slack\"\nurl = \"${{SLACK_WEBHOOK_URL}}\"\n");
     let config = load_str(Path::new(FILE), &source, &env).expect("valid");
     let SinkKind::Slack { url } = &config.sinks[0].kind else {
         panic!("expected a slack sink");
