@@ -41,6 +41,23 @@ pub enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// List deliveries not yet made (pending and dead letters), or requeue dead letters.
+    Outbox {
+        #[command(subcommand)]
+        action: Option<OutboxAction>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxAction {
+    /// Put dead letters back in the queue (a running daemon picks them up within 30 s).
+    Retry {
+        /// The delivery id shown by `newswatch outbox`.
+        id: Option<String>,
+        /// Requeue every dead letter.
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+    },
 }
 
 /// Sets up logging: human-readable to stderr, level from `RUST_LOG` (default info).
@@ -77,6 +94,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Ok(())
         }
         Command::Test { json, paths } => crate::commands::test::run(config, json, &paths),
+        Command::Outbox { action } => crate::commands::outbox::run(&config, action),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

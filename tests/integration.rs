@@ -504,3 +504,59 @@ fn the_shipped_config_checks_and_fires_on_the_seeds() {
         1
     );
 }
+
+/// A permanent failure becomes a dead letter that `newswatch outbox` shows
+/// and `outbox retry` requeues; the next start delivers it, same id.
+#[test]
+fn dead_letters_are_listed_and_can_be_requeued() {
+    let receiver = Receiver::start();
+    receiver.answer_with(&[(404, &[])]);
+    let config = format!(
+        "[watch]\ndir = \"articles\"\n\n[rules.tobruk]\nmatch = 'Tobruk'\n\n[sinks.siem]\ntype = \"webhook\"\nurl = \"{}\"\n",
+        receiver.url("/hook")
+    );
+    let workspace = Workspace::new(&config);
+    let daemon = workspace.start(&[]);
+    workspace.drop_article("a.txt", b"Talks on the Tobruk air base.\n");
+    daemon.wait_for_log("kept as a dead letter");
+    assert!(daemon.stop().success());
+    assert_eq!(receiver.requests().len(), 1, "a 404 is not retried");
+
+    let listed = workspace.command(&["outbox"]);
+    let stdout = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.status.success());
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("dead"))
+        .unwrap_or_else(|| panic!("no dead row in:\n{stdout}"));
+    assert!(
+        row.contains("siem")
+            && row.contains("tobruk")
+            && row.contains("receiver answered HTTP 404"),
+        "{row}"
+    );
+
+    let retried = workspace.command(&["outbox", "retry", "--all"]);
+    assert!(
+        retried.status.success(),
+        "{}",
+        String::from_utf8_lossy(&retried.stderr)
+    );
+    assert!(String::from_utf8_lossy(&retried.stdout).contains("requeued 1"));
+
+    let daemon = workspace.start(&[]);
+    assert!(
+        wait_until(WAIT, || receiver.requests().len() == 2),
+        "{}",
+        daemon.log()
+    );
+    let requests = receiver.requests();
+    assert_eq!(
+        requests[0].headers["webhook-id"],
+        requests[1].headers["webhook-id"]
+    );
+    daemon.wait_for_log("alert delivered");
+    assert!(daemon.stop().success());
+    let listed = workspace.command(&["outbox"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("outbox is empty"));
+}

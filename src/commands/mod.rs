@@ -1,4 +1,5 @@
 //! Commands other than the daemon itself. Each prints for a person (or, with
-//! `--json`, for a program) and never touches the state database.
+//! `--json`, for a program). Only `outbox retry` writes to the state database.
 
+pub mod outbox;
 pub mod test;

@@ -632,17 +632,21 @@ fn expand_env(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Strin
     Ok(out)
 }
 
-/// "16 MiB", "500kB", "1024" -> bytes.
-fn parse_size(text: &str) -> Result<u64, String> {
+/// "16 MiB" -> (16.0, "MiB"); None when it does not start with a number.
+fn number_and_unit(text: &str) -> Option<(f64, &str)> {
     let trimmed = text.trim();
     let split = trimmed
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(trimmed.len());
     let (number, unit) = trimmed.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid size {text:?}: expected e.g. \"16 MiB\""))?;
-    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+    Some((number.parse().ok()?, unit.trim()))
+}
+
+/// "16 MiB", "500kB", "1024" -> bytes.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let (number, unit) = number_and_unit(text)
+        .ok_or_else(|| format!("invalid size {text:?}: expected e.g. \"16 MiB\""))?;
+    let multiplier: u64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "kb" | "k" => 1_000,
         "kib" => 1 << 10,
@@ -661,15 +665,9 @@ fn parse_size(text: &str) -> Result<u64, String> {
 
 /// "10s", "500ms", "2m", "1h" -> duration.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let trimmed = text.trim();
-    let split = trimmed
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(trimmed.len());
-    let (number, unit) = trimmed.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}: expected e.g. \"10s\""))?;
-    let seconds = match unit.trim() {
+    let (number, unit) = number_and_unit(text)
+        .ok_or_else(|| format!("invalid duration {text:?}: expected e.g. \"10s\""))?;
+    let seconds = match unit {
         "ms" => number / 1000.0,
         "s" | "" => number,
         "m" | "min" => number * 60.0,
@@ -681,7 +679,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             ))
         }
     };
-    Ok(Duration::from_secs_f64(seconds))
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("duration {text:?} is out of range"))
 }
 
 #[cfg(test)]

@@ -121,6 +121,26 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Puts dead letters back in the queue with a fresh 24 h budget: the one
+    /// with delivery id `id`, or every one when `id` is None. Returns how many.
+    pub fn requeue_dead(&self, id: Option<&str>, now_ms: i64) -> Result<usize, StoreError> {
+        let changed = match id {
+            Some(id) => self.connection.execute(
+                "UPDATE outbox SET status = 'pending', attempts = 0, created_at_ms = ?1, next_attempt_ms = ?1
+                 WHERE status = 'dead' AND id = ?2",
+                params![now_ms, id],
+            )?,
+            None => self.connection.execute(
+                "UPDATE outbox SET status = 'pending', attempts = 0, created_at_ms = ?1, next_attempt_ms = ?1
+                 WHERE status = 'dead'",
+                params![now_ms],
+            )?,
+        };
+        Ok(changed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{FileKey, NewDelivery, ProcessedArticle};
@@ -188,5 +208,25 @@ mod tests {
         assert_eq!(undelivered.len(), 3);
         assert_eq!(undelivered[1].status, DeliveryStatus::Dead);
         assert_eq!(undelivered[1].last_error.as_deref(), Some("HTTP 404"));
+        assert_eq!(
+            store.requeue_dead(Some("no-such-id"), 9).expect("requeue"),
+            0
+        );
+        assert_eq!(
+            store.requeue_dead(Some("a2r2:slack"), 9).expect("requeue"),
+            1
+        );
+        let requeued = store
+            .next_pending("slack")
+            .expect("query")
+            .expect("a delivery");
+        assert_eq!(
+            (
+                requeued.alert_id.as_str(),
+                requeued.attempts,
+                requeued.created_at_ms
+            ),
+            ("a2r2", 0, 9)
+        );
     }
 }
