@@ -28,6 +28,8 @@ pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 /// Paths waiting for the pipeline (bounded: back-pressure on the watcher).
 const READY_QUEUE: usize = 1024;
 const RAW_EVENT_QUEUE: usize = 4096;
+/// The most files recorded in one transaction.
+const MAX_BATCH: usize = 256;
 
 /// Runs the daemon until a stop signal.
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -110,46 +112,59 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The pipeline thread: one file at a time, in the order they became ready.
+/// The pipeline thread: files in the order they became ready, in batches of
+/// whatever is waiting (up to [`MAX_BATCH`]) committed in one transaction.
 fn run_pipeline(
     mut pipeline: Pipeline,
     mut ready: mpsc::Receiver<PathBuf>,
     wakes: HashMap<String, Arc<Notify>>,
     cancel: CancellationToken,
 ) {
-    while let Some(path) = ready.blocking_recv() {
+    while let Some(first) = ready.blocking_recv() {
         if cancel.is_cancelled() {
             break;
         }
+        let mut paths = vec![first];
+        while paths.len() < MAX_BATCH {
+            match ready.try_recv() {
+                Ok(path) => paths.push(path),
+                Err(_) => break,
+            }
+        }
         let started = Instant::now();
-        match pipeline.process_path(&path, &fired_at_now()) {
-            Ok(Outcome::Processed { article_id, alerts }) => {
-                let rules: Vec<&str> = alerts.iter().map(|a| a.rule.as_str()).collect();
-                info!(
+        let outcomes = match pipeline.process_batch(&paths, &fired_at_now()) {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                error!(files = paths.len(), error = %e, "cannot record articles; they will be retried at the next scan");
+                continue;
+            }
+        };
+        let took_us = started.elapsed().as_micros() as u64 / paths.len() as u64;
+        let mut any_alert = false;
+        for (path, outcome) in paths.iter().zip(outcomes) {
+            match outcome {
+                Outcome::Processed { article_id, alerts } => {
+                    any_alert |= !alerts.is_empty();
+                    let rules: Vec<&str> = alerts.iter().map(|a| a.rule.as_str()).collect();
+                    info!(file = %path.display(), id = &article_id[..12], rules = ?rules, took_us, "article processed");
+                }
+                Outcome::Duplicate { article_id } => info!(
                     file = %path.display(),
                     id = &article_id[..12],
-                    rules = ?rules,
-                    took_us = started.elapsed().as_micros() as u64,
-                    "article processed"
-                );
-                if !alerts.is_empty() {
-                    for wake in wakes.values() {
-                        wake.notify_one();
-                    }
+                    "same content as an article already processed; no alerts"
+                ),
+                Outcome::Unchanged => debug!(file = %path.display(), "already processed"),
+                Outcome::Skipped(reason) => {
+                    warn!(file = %path.display(), reason = %reason, "file skipped")
+                }
+                Outcome::Unreadable(reason) => {
+                    warn!(file = %path.display(), error = %reason, "cannot read file")
                 }
             }
-            Ok(Outcome::Duplicate { article_id }) => {
-                info!(file = %path.display(), id = &article_id[..12], "same content as an article already processed; no alerts")
-            }
-            Ok(Outcome::Unchanged) => debug!(file = %path.display(), "already processed"),
-            Ok(Outcome::Skipped(reason)) => {
-                warn!(file = %path.display(), reason = %reason, "file skipped")
-            }
-            Ok(Outcome::Unreadable(reason)) => {
-                warn!(file = %path.display(), error = %reason, "cannot read file")
-            }
-            Err(e) => {
-                error!(file = %path.display(), error = %e, "cannot record the article; it will be retried at the next scan")
+        }
+        if any_alert {
+            for wake in wakes.values() {
+                wake.notify_one();
             }
         }
     }

@@ -6,7 +6,8 @@
 //! file is reported as an [`Outcome`], never as an error: only a database
 //! failure is an error, and even that is the caller's to log and survive.
 
-use std::path::Path;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tracing::warn;
@@ -38,6 +39,17 @@ pub enum Outcome {
 /// A (rule id, entity id) pair that a `first_seen` rule has now seen.
 pub type SeenEntity = (String, String);
 
+/// What a batch will record, and what it already decided (so two files of
+/// one batch see each other as if the first were committed).
+#[derive(Default)]
+struct Batch {
+    articles: Vec<ProcessedArticle>,
+    files: Vec<(FileKey, Option<String>)>,
+    file_keys: HashSet<FileKey>,
+    article_ids: HashSet<String>,
+    seen: HashSet<SeenEntity>,
+}
+
 pub struct Pipeline {
     config: Arc<Config>,
     store: Store,
@@ -58,6 +70,37 @@ impl Pipeline {
 
     /// Processes the file at `path`. `fired_at` is the alert time (RFC 3339 UTC).
     pub fn process_path(&mut self, path: &Path, fired_at: &str) -> Result<Outcome, StoreError> {
+        let mut outcomes = self.process_batch(&[path.to_path_buf()], fired_at)?;
+        Ok(outcomes.pop().unwrap_or(Outcome::Unchanged))
+    }
+
+    /// Processes `paths` in order and records them all in ONE transaction
+    /// (group commit). Returns one outcome per path. On a database error
+    /// nothing of the batch is recorded, so every file is tried again at the
+    /// next scan.
+    pub fn process_batch(
+        &mut self,
+        paths: &[PathBuf],
+        fired_at: &str,
+    ) -> Result<Vec<Outcome>, StoreError> {
+        let mut batch = Batch::default();
+        let mut outcomes = Vec::with_capacity(paths.len());
+        for path in paths {
+            outcomes.push(self.prepare(path, fired_at, &mut batch)?);
+        }
+        if !batch.articles.is_empty() || !batch.files.is_empty() {
+            self.store.commit_batch(&batch.articles, &batch.files)?;
+        }
+        Ok(outcomes)
+    }
+
+    /// Reads and evaluates one file, adding what must be recorded to `batch`.
+    fn prepare(
+        &mut self,
+        path: &Path,
+        fired_at: &str,
+        batch: &mut Batch,
+    ) -> Result<Outcome, StoreError> {
         let metadata = match std::fs::symlink_metadata(path) {
             Ok(metadata) => metadata,
             Err(e) => return Ok(Outcome::Unreadable(e.to_string())),
@@ -70,12 +113,13 @@ impl Pipeline {
             size: metadata.len(),
             mtime_ns: mtime_ns(&metadata),
         };
-        if self.store.file_unchanged(&key)? {
+        if batch.file_keys.contains(&key) || self.store.file_unchanged(&key)? {
             return Ok(Outcome::Unchanged);
         }
+        batch.file_keys.insert(key.clone());
         let max_size = self.config.watch.max_file_size;
         if metadata.len() > max_size {
-            self.store.record_file(&key, None)?;
+            batch.files.push((key, None));
             let reason = SkipReason::TooLarge {
                 size: metadata.len(),
                 limit: max_size,
@@ -86,30 +130,14 @@ impl Pipeline {
             Ok(bytes) => bytes,
             Err(e) => return Ok(Outcome::Unreadable(e.to_string())),
         };
-        self.process_bytes(path, key, &bytes, fired_at)
-    }
-
-    /// Processes a file's content already read.
-    pub fn process_bytes(
-        &mut self,
-        path: &Path,
-        key: FileKey,
-        bytes: &[u8],
-        fired_at: &str,
-    ) -> Result<Outcome, StoreError> {
         let extension = path
             .extension()
             .map(|e| e.to_string_lossy().to_ascii_lowercase())
             .unwrap_or_default();
-        let article = match Article::from_bytes(
-            path.to_path_buf(),
-            &extension,
-            bytes,
-            self.config.watch.max_file_size,
-        ) {
+        let article = match Article::from_bytes(path.to_path_buf(), &extension, &bytes, max_size) {
             Ok(article) => article,
             Err(reason) => {
-                self.store.record_file(&key, None)?;
+                batch.files.push((key, None));
                 return Ok(Outcome::Skipped(reason.to_string()));
             }
         };
@@ -120,13 +148,13 @@ impl Pipeline {
                 }
             }
         }
-        if self.store.article_processed(&article.id)? {
-            self.store.record_file(&key, Some(&article.id))?;
+        if batch.article_ids.contains(&article.id) || self.store.article_processed(&article.id)? {
+            batch.files.push((key, Some(article.id.clone())));
             return Ok(Outcome::Duplicate {
                 article_id: article.id,
             });
         }
-        let (alerts, seen) = self.alerts_for(&article, fired_at)?;
+        let (alerts, seen) = self.alerts_for(&article, fired_at, &batch.seen)?;
         let mut deliveries = Vec::new();
         for alert in &alerts {
             let payload = serde_json::to_string(alert)?;
@@ -142,18 +170,15 @@ impl Pipeline {
                 });
             }
         }
-        let recorded = self.store.commit_article(&ProcessedArticle {
+        batch.article_ids.insert(article.id.clone());
+        batch.seen.extend(seen.iter().cloned());
+        batch.articles.push(ProcessedArticle {
             article_id: article.id.clone(),
             file: key,
             seen,
             deliveries,
             now_ms: chrono::Utc::now().timestamp_millis(),
-        })?;
-        if !recorded {
-            return Ok(Outcome::Duplicate {
-                article_id: article.id,
-            });
-        }
+        });
         Ok(Outcome::Processed {
             article_id: article.id,
             alerts,
@@ -162,10 +187,13 @@ impl Pipeline {
 
     /// Runs the rules on the article and applies `first_seen`. Returns the
     /// alerts and the (rule, entity) pairs they mark as seen.
+    /// `pending_seen` holds pairs seen earlier in the same, not yet
+    /// committed, batch.
     pub fn alerts_for(
         &self,
         article: &Article,
         fired_at: &str,
+        pending_seen: &HashSet<SeenEntity>,
     ) -> Result<(Vec<Alert>, Vec<SeenEntity>), StoreError> {
         let ruleset = &self.config.ruleset;
         let mut alerts = Vec::new();
@@ -184,7 +212,8 @@ impl Pipeline {
             }
             let mut spans = found.spans.clone();
             if rule.first_seen {
-                let unseen = self.store.unseen(&rule.id, &entities)?;
+                let mut unseen = self.store.unseen(&rule.id, &entities)?;
+                unseen.retain(|entity| !pending_seen.contains(&(rule.id.clone(), entity.clone())));
                 if unseen.is_empty() {
                     continue;
                 }
@@ -243,4 +272,99 @@ fn mtime_ns(metadata: &std::fs::Metadata) -> i64 {
 /// Now, as the alerts' `fired_at`: RFC 3339, UTC, whole seconds.
 pub fn fired_at_now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"
+[watch]
+dir = "articles"
+
+[entities.tor-m2]
+class = "air-defense"
+aliases = ["Tor-M2"]
+
+[entities.pantsir]
+class = "air-defense"
+aliases = ["Pantsir"]
+
+[rules.tobruk]
+match = 'Tobruk'
+
+[rules.new-air-defense]
+match = 'class:air-defense'
+first_seen = true
+"#;
+
+    fn pipeline() -> (tempfile::TempDir, Pipeline) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = crate::config::load_str(&dir.path().join("config.toml"), CONFIG, &|_| None)
+            .expect("config");
+        let store = Store::open_in_memory().expect("store");
+        (dir, Pipeline::new(Arc::new(config), store))
+    }
+
+    fn fired(outcome: &Outcome) -> Vec<(String, Vec<String>)> {
+        match outcome {
+            Outcome::Processed { alerts, .. } => alerts
+                .iter()
+                .map(|a| (a.rule.clone(), a.entities.clone()))
+                .collect(),
+            other => panic!("expected processed, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn one_batch_behaves_like_files_committed_one_by_one() {
+        let (dir, mut pipeline) = pipeline();
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).expect("write");
+            path
+        };
+        let paths = vec![
+            write("1.txt", "A Tor-M2 near Tobruk."),
+            write("2.txt", "Another Tor-M2 and a Pantsir."),
+            write("3.txt", "A Tor-M2 near Tobruk."),
+            write("4.txt", "\0binary"),
+        ];
+        let mut batch = paths.clone();
+        batch.push(paths[0].clone());
+        let outcomes = pipeline
+            .process_batch(&batch, "2026-01-01T00:00:00Z")
+            .expect("batch");
+        let tor = vec!["tor-m2".to_string()];
+        assert_eq!(
+            fired(&outcomes[0]),
+            [
+                ("tobruk".to_string(), vec![]),
+                ("new-air-defense".to_string(), tor)
+            ]
+        );
+        // Tor-M2 was seen by the first file of the same batch; Pantsir is new.
+        assert_eq!(
+            fired(&outcomes[1]),
+            [("new-air-defense".to_string(), vec!["pantsir".to_string()])]
+        );
+        assert!(
+            matches!(outcomes[2], Outcome::Duplicate { .. }),
+            "same bytes as 1.txt"
+        );
+        assert!(matches!(outcomes[3], Outcome::Skipped(_)));
+        assert!(
+            matches!(outcomes[4], Outcome::Unchanged),
+            "the same file twice in a batch"
+        );
+        // All of it was committed: nothing is processed twice afterwards.
+        let again = pipeline
+            .process_batch(&paths, "2026-01-01T00:00:00Z")
+            .expect("batch");
+        assert!(
+            again.iter().all(|o| matches!(o, Outcome::Unchanged)),
+            "{again:?}"
+        );
+        assert_eq!(pipeline.store().pending_count().expect("count"), 3);
+    }
 }

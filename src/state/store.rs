@@ -19,7 +19,7 @@ pub enum StoreError {
 }
 
 /// Identity of a file on disk, to skip unchanged files without reading them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FileKey {
     pub path: String,
     pub size: u64,
@@ -162,50 +162,85 @@ impl Store {
     }
 
     /// Records the article, its file, the newly seen entities and every
-    /// delivery, in one transaction. Returns false (and changes nothing) when
-    /// the article was already recorded.
+    /// delivery, in one transaction. Returns false (and changes nothing but
+    /// the file record) when the article was already recorded.
     pub fn commit_article(&mut self, processed: &ProcessedArticle) -> Result<bool, StoreError> {
+        let recorded = self.commit_batch(std::slice::from_ref(processed), &[])?;
+        Ok(recorded.first().copied().unwrap_or(false))
+    }
+
+    /// Records many articles and file records in ONE transaction (group
+    /// commit: one fsync for the whole batch). A crash leaves either all of
+    /// them with all their deliveries, or none. Returns, per article, whether
+    /// it was new.
+    pub fn commit_batch(
+        &mut self,
+        articles: &[ProcessedArticle],
+        files: &[(FileKey, Option<String>)],
+    ) -> Result<Vec<bool>, StoreError> {
         let transaction = self.connection.transaction()?;
-        let inserted = transaction.execute(
-            "INSERT OR IGNORE INTO articles (id, path, processed_at_ms) VALUES (?1, ?2, ?3)",
-            params![processed.article_id, processed.file.path, processed.now_ms],
-        )?;
-        transaction.execute(
-            "INSERT OR REPLACE INTO files (path, size, mtime_ns, article_id) VALUES (?1, ?2, ?3, ?4)",
-            params![
-                processed.file.path,
-                processed.file.size as i64,
-                processed.file.mtime_ns,
-                processed.article_id
-            ],
-        )?;
-        if inserted == 0 {
-            transaction.commit()?;
-            return Ok(false);
-        }
-        for (rule, entity) in &processed.seen {
-            transaction.execute(
-                "INSERT OR IGNORE INTO seen (rule, entity, article_id, seen_at_ms) VALUES (?1, ?2, ?3, ?4)",
-                params![rule, entity, processed.article_id, processed.now_ms],
+        let mut recorded = Vec::with_capacity(articles.len());
+        {
+            let mut insert_article = transaction.prepare_cached(
+                "INSERT OR IGNORE INTO articles (id, path, processed_at_ms) VALUES (?1, ?2, ?3)",
             )?;
-        }
-        for delivery in &processed.deliveries {
-            transaction.execute(
+            let mut insert_file = transaction.prepare_cached(
+                "INSERT OR REPLACE INTO files (path, size, mtime_ns, article_id) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            let mut insert_seen = transaction.prepare_cached(
+                "INSERT OR IGNORE INTO seen (rule, entity, article_id, seen_at_ms) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            let mut insert_delivery = transaction.prepare_cached(
                 "INSERT OR IGNORE INTO outbox (id, sink, alert_id, rule, article_id, payload, created_at_ms, next_attempt_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-                params![
-                    delivery_id(&delivery.alert_id, &delivery.sink),
-                    delivery.sink,
-                    delivery.alert_id,
-                    delivery.rule,
-                    processed.article_id,
-                    delivery.payload,
-                    processed.now_ms
-                ],
             )?;
+            for (key, article_id) in files {
+                insert_file.execute(params![
+                    key.path,
+                    key.size as i64,
+                    key.mtime_ns,
+                    article_id
+                ])?;
+            }
+            for processed in articles {
+                let inserted = insert_article.execute(params![
+                    processed.article_id,
+                    processed.file.path,
+                    processed.now_ms
+                ])?;
+                insert_file.execute(params![
+                    processed.file.path,
+                    processed.file.size as i64,
+                    processed.file.mtime_ns,
+                    processed.article_id
+                ])?;
+                recorded.push(inserted > 0);
+                if inserted == 0 {
+                    continue;
+                }
+                for (rule, entity) in &processed.seen {
+                    insert_seen.execute(params![
+                        rule,
+                        entity,
+                        processed.article_id,
+                        processed.now_ms
+                    ])?;
+                }
+                for delivery in &processed.deliveries {
+                    insert_delivery.execute(params![
+                        delivery_id(&delivery.alert_id, &delivery.sink),
+                        delivery.sink,
+                        delivery.alert_id,
+                        delivery.rule,
+                        processed.article_id,
+                        delivery.payload,
+                        processed.now_ms
+                    ])?;
+                }
+            }
         }
         transaction.commit()?;
-        Ok(true)
+        Ok(recorded)
     }
 }
 
