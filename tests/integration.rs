@@ -560,3 +560,128 @@ fn dead_letters_are_listed_and_can_be_requeued() {
     let listed = workspace.command(&["outbox"]);
     assert!(String::from_utf8_lossy(&listed.stdout).contains("outbox is empty"));
 }
+
+fn webhook_config(receiver: &Receiver, extra_sink: &str) -> String {
+    format!(
+        "[watch]\ndir = \"articles\"\n\n[rules.tobruk]\nmatch = 'Tobruk'\n\n[sinks.siem]\ntype = \"webhook\"\nurl = \"{}\"\ntimeout = \"2s\"\n{extra_sink}",
+        receiver.url("/hook")
+    )
+}
+
+/// `kill -9` in the middle of a burst: after a restart every expected alert
+/// arrives; deduplicated by `webhook-id` each arrives exactly once, and raw
+/// duplicates are at most the one send that was in flight.
+#[test]
+fn a_crash_during_a_burst_loses_nothing_and_duplicates_at_most_the_send_in_flight() {
+    const ARTICLES: usize = 2000;
+    let receiver = Receiver::start();
+    let workspace = Workspace::new(&webhook_config(&receiver, ""));
+    let daemon = workspace.start(&[]);
+    for index in 0..ARTICLES {
+        workspace.drop_article(
+            &format!("a{index:05}.txt"),
+            format!("Report {index} on the Tobruk air base.\n").as_bytes(),
+        );
+        if index == ARTICLES / 2 {
+            // Crash once deliveries are under way.
+            assert!(
+                wait_until(WAIT, || receiver.requests().len() >= 50),
+                "{}",
+                daemon.log()
+            );
+        }
+    }
+    daemon.kill_hard();
+    let before_restart = receiver.requests().len();
+    assert!(
+        before_restart < ARTICLES,
+        "the crash came too late to test anything"
+    );
+
+    let daemon = workspace.start(&[]);
+    let distinct = || {
+        receiver
+            .requests()
+            .iter()
+            .map(|r| r.headers["webhook-id"].clone())
+            .collect::<BTreeSet<_>>()
+            .len()
+    };
+    assert!(
+        wait_until(Duration::from_secs(120), || distinct() == ARTICLES),
+        "{} of {ARTICLES}\n{}",
+        distinct(),
+        daemon.log()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let requests = receiver.requests();
+    let files: BTreeSet<String> = requests
+        .iter()
+        .map(|r| rule_and_file(&r.json()).1)
+        .collect();
+    assert_eq!(files.len(), ARTICLES);
+    assert!(
+        requests.len() - ARTICLES <= 1,
+        "{} raw duplicates",
+        requests.len() - ARTICLES
+    );
+    assert!(daemon.stop().success());
+}
+
+/// 20,000 files created while the daemon is stopped are all processed,
+/// exactly once, when it starts.
+#[test]
+fn twenty_thousand_files_written_while_stopped_are_processed_exactly_once() {
+    const FILES: usize = 20_000;
+    let receiver = Receiver::start();
+    let workspace = Workspace::new(&webhook_config(&receiver, ""));
+    // Start once so the database exists, then stop.
+    assert!(workspace.start(&[]).stop().success());
+    for index in 0..FILES {
+        // One article in 100 mentions Tobruk.
+        let place = if index % 100 == 0 {
+            "Tobruk"
+        } else {
+            "Benghazi"
+        };
+        std::fs::write(
+            workspace.path(&format!("articles/n{index:05}.txt")),
+            format!("Item {index} from {place}.\n"),
+        )
+        .expect("write");
+    }
+    let daemon = workspace.start(&[]);
+    let db = rusqlite::Connection::open(workspace.path("state/newswatch.db")).expect("open db");
+    let processed = || -> i64 {
+        db.query_row("SELECT COUNT(*) FROM articles", [], |row| row.get(0))
+            .unwrap_or(0)
+    };
+    assert!(
+        wait_until(Duration::from_secs(180), || processed() == FILES as i64),
+        "{} of {FILES} processed",
+        processed()
+    );
+    assert!(
+        wait_until(WAIT, || receiver.requests().len() >= FILES / 100),
+        "{}",
+        daemon.log()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(receiver.requests().len(), FILES / 100);
+    let files: i64 = db
+        .query_row("SELECT COUNT(*) FROM files", [], |row| row.get(0))
+        .expect("count");
+    assert_eq!(files, FILES as i64, "one file record each");
+    assert!(daemon.stop().success());
+    // A restart re-reads nothing.
+    let daemon = workspace.start(&[]);
+    daemon.wait_for_log("scanned the watched folder");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(processed(), FILES as i64);
+    assert_eq!(receiver.requests().len(), FILES / 100);
+    assert!(
+        !daemon.log().contains("article processed"),
+        "nothing is processed again"
+    );
+    assert!(daemon.stop().success());
+}

@@ -258,6 +258,12 @@ impl Daemon {
             .status();
     }
 
+    /// SIGKILL: no chance to clean up, like a crash or power loss.
+    pub fn kill_hard(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
