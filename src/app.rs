@@ -19,7 +19,7 @@ use tracing::{debug, error, info, warn};
 use crate::alert::send::Sender;
 use crate::alert::worker::run_sink_worker;
 use crate::config::Config;
-use crate::ingest::{run_ingest, watch_folder};
+use crate::ingest::{run_ingest, FolderWatch};
 use crate::pipeline::{fired_at_now, Outcome, Pipeline};
 use crate::state::Store;
 
@@ -70,7 +70,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let (ready_tx, ready_rx) = mpsc::channel::<PathBuf>(READY_QUEUE);
     let (raw_tx, raw_rx) = mpsc::channel(RAW_EVENT_QUEUE);
-    let watcher = watch_folder(&watch_dir, raw_tx)
+    let watch = FolderWatch::arm(&watch_dir, raw_tx)
         .with_context(|| format!("cannot watch {}", watch_dir.display()))?;
     let pipeline = Pipeline::new(config.clone(), store);
     let pipeline_cancel = cancel.child_token();
@@ -80,6 +80,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracker.spawn(run_ingest(
         watch_dir.clone(),
         config.watch.extensions.clone(),
+        watch,
         raw_rx,
         ready_tx,
         cancel.child_token(),
@@ -96,7 +97,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     wait_for_stop().await;
     info!("stopping: no new files; letting in-flight deliveries finish");
     cancel.cancel();
-    drop(watcher);
     let stopped = tokio::time::timeout(SHUTDOWN_DEADLINE, async {
         tracker.wait().await;
         let _ = pipeline_task.await;

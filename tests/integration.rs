@@ -685,3 +685,161 @@ fn twenty_thousand_files_written_while_stopped_are_processed_exactly_once() {
     );
     assert!(daemon.stop().success());
 }
+
+/// A receiver that answers 500, then 429 with `Retry-After: 2`, then times
+/// out, then recovers: every alert arrives, in order, and nothing is sent
+/// before the receiver's `Retry-After` has passed.
+#[test]
+fn outages_errors_and_retry_after_are_ridden_out_in_order() {
+    let receiver = Receiver::start();
+    receiver.answer_with(&[(500, &[]), (429, &[("Retry-After", "2")])]);
+    // Longer than the sink's 2 s timeout.
+    receiver.answer_after(Duration::from_secs(3), 200, &[]);
+    let workspace = Workspace::new(&webhook_config(&receiver, ""));
+    let daemon = workspace.start(&[]);
+    for name in ["a.txt", "b.txt", "c.txt"] {
+        workspace.drop_article(
+            name,
+            format!("{name}: talks on the Tobruk air base.\n").as_bytes(),
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        wait_until(Duration::from_secs(60), || receiver.requests().len() >= 6),
+        "{}",
+        daemon.log()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let requests = receiver.requests();
+    let files: Vec<String> = requests
+        .iter()
+        .map(|r| rule_and_file(&r.json()).1)
+        .collect();
+    // a.txt: 500, 429, timed out, delivered; then b.txt and c.txt.
+    assert_eq!(
+        files,
+        ["a.txt", "a.txt", "a.txt", "a.txt", "b.txt", "c.txt"]
+    );
+    let after_429 = requests[2].at.duration_since(requests[1].at);
+    assert!(
+        after_429 >= Duration::from_secs(2),
+        "retried {after_429:?} after a Retry-After of 2 s"
+    );
+    let log = daemon.log();
+    assert!(
+        log.contains("receiver answered HTTP 500") && log.contains("timed out"),
+        "{log}"
+    );
+    assert!(daemon.stop().success());
+}
+
+/// A receiver that is down for the whole first run: the alert stays pending
+/// across a restart and is delivered once the receiver is up.
+#[test]
+fn alerts_wait_across_a_restart_for_a_receiver_that_is_down() {
+    let port = common::free_port();
+    let config = format!(
+        "[watch]\ndir = \"articles\"\n\n[rules.tobruk]\nmatch = 'Tobruk'\n\n[sinks.siem]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:{port}/hook\"\n"
+    );
+    let workspace = Workspace::new(&config);
+    let daemon = workspace.start(&[]);
+    workspace.drop_article("a.txt", b"Talks on the Tobruk air base.\n");
+    daemon.wait_for_log("connection failed");
+    assert!(daemon.stop().success());
+    let listed = workspace.command(&["outbox"]);
+    let stdout = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("pending") && l.contains("connection failed")),
+        "{stdout}"
+    );
+
+    let receiver = Receiver::start_on(port);
+    let daemon = workspace.start(&[]);
+    assert!(
+        wait_until(WAIT, || receiver.requests().len() == 1),
+        "{}",
+        daemon.log()
+    );
+    assert_eq!(
+        rule_and_file(&receiver.requests()[0].json()),
+        pair("tobruk", "a.txt")
+    );
+    assert!(daemon.stop().success());
+}
+
+/// A per-sink rate limit spaces requests out after the burst.
+#[test]
+fn the_rate_limit_spaces_out_a_burst() {
+    let receiver = Receiver::start();
+    let workspace = Workspace::new(&webhook_config(
+        &receiver,
+        "rate_limit = \"10/s\"\nburst = 2\n",
+    ));
+    let daemon = workspace.start(&[]);
+    for index in 0..12 {
+        workspace.drop_article(
+            &format!("a{index:02}.txt"),
+            format!("Item {index}: Tobruk.\n").as_bytes(),
+        );
+    }
+    assert!(
+        wait_until(WAIT, || receiver.requests().len() == 12),
+        "{}",
+        daemon.log()
+    );
+    let requests = receiver.requests();
+    let spread = requests[11].at.duration_since(requests[0].at);
+    // 2 at once, then 10 more at 10 per second: at least about 1 s.
+    assert!(
+        spread >= Duration::from_millis(900),
+        "12 requests within {spread:?}"
+    );
+    assert!(daemon.stop().success());
+}
+
+/// A Slack hook that was revoked marks the sink unhealthy: its alerts stay
+/// pending (not dead) until the hook works again.
+#[test]
+fn a_revoked_slack_hook_pauses_the_sink_and_keeps_its_alerts() {
+    let receiver = Receiver::start();
+    receiver.answer_with(&[(404, &[])]);
+    let config = format!(
+        "[watch]\ndir = \"articles\"\n\n[rules.tobruk]\nmatch = 'Tobruk'\n\n[sinks.team]\ntype = \"slack\"\nurl = \"{}\"\n",
+        receiver.url("/services/T0/B0/REVOKED")
+    );
+    let workspace = Workspace::new(&config);
+    let daemon = workspace.start(&[]);
+    workspace.drop_article("a.txt", b"Talks on the Tobruk air base.\n");
+    daemon.wait_for_log("sink is unhealthy");
+    assert!(daemon.stop().success());
+    let stdout = String::from_utf8_lossy(&workspace.command(&["outbox"]).stdout).into_owned();
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("pending") && l.contains("team")),
+        "{stdout}"
+    );
+    assert!(!stdout.lines().any(|l| l.starts_with("dead")), "{stdout}");
+}
+
+/// The watched folder deleted and created again: the watch is re-armed and
+/// files in the new folder are processed.
+#[test]
+fn a_deleted_and_recreated_folder_is_watched_again() {
+    let receiver = Receiver::start();
+    let workspace = Workspace::new(&webhook_config(&receiver, ""));
+    let daemon = workspace.start(&[]);
+    std::fs::remove_dir(workspace.path("articles")).expect("remove folder");
+    daemon.wait_for_log("the watched folder is gone");
+    std::fs::create_dir(workspace.path("articles")).expect("recreate folder");
+    daemon.wait_for_log("watch re-armed");
+    workspace.drop_article("a.txt", b"Talks on the Tobruk air base.\n");
+    assert!(
+        wait_until(WAIT, || receiver.requests().len() == 1),
+        "{}",
+        daemon.log()
+    );
+    assert!(daemon.stop().success());
+}

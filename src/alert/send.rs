@@ -31,6 +31,11 @@ pub enum SendError {
     /// Retrying will not help (other 4xx, a redirect, an unreadable alert).
     #[error("{0}")]
     Permanent(String),
+    /// The sink itself is broken (a revoked Slack hook, an archived or
+    /// deleted channel): every delivery to it will fail until someone fixes
+    /// it, so the sink pauses and its deliveries stay pending.
+    #[error("{0}")]
+    SinkUnhealthy(String),
 }
 
 /// Sends alerts; one per daemon, shared by every sink worker.
@@ -91,6 +96,13 @@ impl Sender {
                 let status = response.status();
                 let headers = response.headers().clone();
                 let text = response.text().await.unwrap_or_default();
+                if slack_hook_is_broken(status.as_u16(), &text) {
+                    return Err(SendError::SinkUnhealthy(format!(
+                        "slack answered {}: {} (the hook was revoked or its channel archived or deleted)",
+                        status.as_u16(),
+                        short(&text)
+                    )));
+                }
                 check_status(status, &headers).map_err(|error| with_body(error, &text))?;
                 if text.trim() != "ok" {
                     return Err(SendError::Permanent(format!(
@@ -103,6 +115,19 @@ impl Sender {
             }
         }
     }
+}
+
+/// Slack's answers that mean the hook itself no longer works.
+fn slack_hook_is_broken(status: u16, body: &str) -> bool {
+    const BROKEN: [&str; 6] = [
+        "channel_not_found",
+        "channel_is_archived",
+        "no_service",
+        "no_service_id",
+        "invalid_token",
+        "action_prohibited",
+    ];
+    matches!(status, 403 | 404 | 410) || BROKEN.iter().any(|error| body.trim() == *error)
 }
 
 fn parse(payload: &str) -> Result<Alert, SendError> {
@@ -170,8 +195,7 @@ fn check_status(
         let retry_after = headers
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(|value| parse_retry_after(value, chrono::Utc::now()));
         return Err(SendError::Retryable {
             message: format!("receiver answered HTTP {code}"),
             retry_after,
@@ -187,6 +211,17 @@ fn check_status(
     )))
 }
 
+/// `Retry-After`: delay-seconds, or an HTTP-date ("Wed, 21 Oct 2015 07:28:00 GMT").
+fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let delay = date.with_timezone(&chrono::Utc) - now;
+    Some(delay.to_std().unwrap_or(Duration::ZERO))
+}
+
 fn with_body(error: SendError, body: &str) -> SendError {
     match error {
         SendError::Retryable {
@@ -199,6 +234,7 @@ fn with_body(error: SendError, body: &str) -> SendError {
         SendError::Permanent(message) => {
             SendError::Permanent(format!("{message}: {}", short(body)))
         }
+        unhealthy @ SendError::SinkUnhealthy(_) => unhealthy,
     }
 }
 
@@ -254,6 +290,33 @@ mod tests {
             sign(&secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, flipped),
             signature
         );
+    }
+
+    #[test]
+    fn retry_after_is_read_as_seconds_or_as_a_date() {
+        let now = chrono::DateTime::parse_from_rfc3339("2015-10-21T07:27:50Z")
+            .expect("date")
+            .with_timezone(&chrono::Utc);
+        assert_eq!(parse_retry_after("2", now), Some(Duration::from_secs(2)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn broken_slack_hooks_are_recognised() {
+        assert!(slack_hook_is_broken(404, "no_service"));
+        assert!(slack_hook_is_broken(410, ""));
+        assert!(slack_hook_is_broken(403, "invalid_token"));
+        assert!(slack_hook_is_broken(400, "channel_is_archived"));
+        assert!(!slack_hook_is_broken(400, "invalid_payload"));
+        assert!(!slack_hook_is_broken(500, "rollup_error"));
     }
 
     #[test]

@@ -1,15 +1,20 @@
 //! One worker per sink: sends that sink's pending outbox rows in arrival
-//! order, retrying a failed head row with capped exponential backoff and
+//! order, no faster than the sink's rate limit (a token bucket), retrying a failed head row with capped exponential backoff and
 //! jitter (the whole sink waits, so order holds), honouring `Retry-After`,
 //! and moving a row to dead letters when retrying cannot help or it is
-//! older than [`MAX_AGE`]. Nothing is dropped silently: every dead letter is
+//! older than [`MAX_AGE`]. A sink that is broken itself (a revoked Slack
+//! hook) is paused for [`UNHEALTHY_PAUSE`] at a time, its rows kept pending.
+//! Nothing is dropped silently: every dead letter is
 //! logged at error level and stays in the database.
 //!
 //! On cancellation a send in flight is finished; the rest stays pending for
 //! the next start.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
+
+use governor::{Quota, RateLimiter};
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +30,8 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// How often an idle worker looks at the outbox even without a wake-up.
 const IDLE_POLL: Duration = Duration::from_secs(30);
+/// How long an unhealthy sink (e.g. a revoked Slack hook) waits before trying again.
+pub const UNHEALTHY_PAUSE: Duration = Duration::from_secs(300);
 
 /// Delay before retry number `attempts` (1-based): doubling from 500 ms,
 /// capped at 5 minutes, with ±20 % jitter.
@@ -39,6 +46,11 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// True when a delivery queued at `created_at_ms` is past [`MAX_AGE`].
+fn too_old(created_at_ms: i64) -> bool {
+    Duration::from_millis((now_ms() - created_at_ms).max(0) as u64) >= MAX_AGE
+}
+
 /// Runs until `cancel` fires. `wake` is notified whenever new rows were queued.
 pub async fn run_sink_worker(
     sink: SinkConfig,
@@ -49,6 +61,13 @@ pub async fn run_sink_worker(
 ) {
     let name = sink.name.clone();
     debug!(sink = %name, kind = sink.kind.type_name(), "sink worker started");
+    let limiter = sink.rate_limit.and_then(|limit| {
+        let burst = NonZeroU32::new(limit.burst)?;
+        Some(RateLimiter::direct(
+            Quota::with_period(limit.period)?.allow_burst(burst),
+        ))
+    });
+    let mut unhealthy = false;
     loop {
         if cancel.is_cancelled() {
             break;
@@ -79,12 +98,43 @@ pub async fn run_sink_worker(
             }
             continue;
         }
+        if let Some(limiter) = &limiter {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = limiter.until_ready() => {}
+            }
+        }
         let attempts = delivery.attempts + 1;
         let result = sender.send(&sink, &delivery.payload).await;
         let outcome = match result {
             Ok(()) => {
+                if unhealthy {
+                    unhealthy = false;
+                    info!(sink = %name, "sink is healthy again");
+                }
                 info!(sink = %name, rule = %delivery.rule, alert = %delivery.alert_id, attempts, "alert delivered");
                 store.mark_delivered(delivery.seq, attempts)
+            }
+            Err(SendError::SinkUnhealthy(message)) if !too_old(delivery.created_at_ms) => {
+                unhealthy = true;
+                error!(
+                    sink = %name, rule = %delivery.rule, alert = %delivery.alert_id, attempts, error = %message,
+                    retry_in_s = UNHEALTHY_PAUSE.as_secs(),
+                    "sink is unhealthy; pausing it, its deliveries stay pending until it is fixed"
+                );
+                store.schedule_retry(
+                    delivery.seq,
+                    attempts,
+                    now_ms() + UNHEALTHY_PAUSE.as_millis() as i64,
+                    &message,
+                )
+            }
+            Err(SendError::SinkUnhealthy(message)) => {
+                error!(
+                    sink = %name, rule = %delivery.rule, alert = %delivery.alert_id, attempts, error = %message,
+                    "sink unhealthy for 24 h; kept as a dead letter"
+                );
+                store.mark_dead(delivery.seq, attempts, &message)
             }
             Err(SendError::Permanent(message)) => {
                 error!(

@@ -21,6 +21,7 @@ use crate::rules::{EntityDef, Origin, RuleDef, RuleSet, RuleSetInput};
 const DEFAULT_EXTENSIONS: [&str; 4] = ["txt", "md", "html", "json"];
 const DEFAULT_MAX_FILE_SIZE: u64 = 16 * 1024 * 1024;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_BURST: u32 = 3;
 /// Name of the sink used when config.toml has no `[sinks]`.
 pub const DEFAULT_SINK_NAME: &str = "alerts";
 
@@ -61,6 +62,15 @@ pub struct SinkConfig {
     pub name: String,
     pub kind: SinkKind,
     pub timeout: Duration,
+    /// At most one request per this period (after `burst`), or no limit.
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// A token bucket: `burst` requests at once, then one per `period`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub period: Duration,
+    pub burst: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -216,6 +226,7 @@ impl Loader<'_> {
                     dir: self.base.join("alerts"),
                 },
                 timeout: DEFAULT_TIMEOUT,
+                rate_limit: None,
             }];
         }
         let mut sinks: Vec<(&String, &Spanned<RawSink>)> = raw.iter().collect();
@@ -231,8 +242,16 @@ impl Loader<'_> {
         self.check_id("sink", name, spanned.span().start);
         let kind_name = sink.kind.get_ref().as_str();
         let allowed: &[&str] = match kind_name {
-            "slack" => &["url", "url_file", "timeout"],
-            "webhook" => &["url", "url_file", "secret", "secret_file", "timeout"],
+            "slack" => &["url", "url_file", "timeout", "rate_limit", "burst"],
+            "webhook" => &[
+                "url",
+                "url_file",
+                "secret",
+                "secret_file",
+                "timeout",
+                "rate_limit",
+                "burst",
+            ],
             "file" => &["dir"],
             other => {
                 self.error(
@@ -249,6 +268,8 @@ impl Loader<'_> {
             ("secret_file", sink.secret_file.as_ref().map(|v| v.span())),
             ("dir", sink.dir.as_ref().map(|v| v.span())),
             ("timeout", sink.timeout.as_ref().map(|v| v.span())),
+            ("rate_limit", sink.rate_limit.as_ref().map(|v| v.span())),
+            ("burst", sink.burst.as_ref().map(|v| v.span())),
         ];
         for (key, span) in present {
             if let Some(span) = span {
@@ -269,6 +290,34 @@ impl Loader<'_> {
                 }
             },
             None => DEFAULT_TIMEOUT,
+        };
+        let default_rate = if kind_name == "slack" { "1/s" } else { "off" };
+        let rate_text = sink
+            .rate_limit
+            .as_ref()
+            .map_or(default_rate, |r| r.get_ref().as_str());
+        let burst = sink.burst.as_ref().map_or(DEFAULT_BURST, |b| *b.get_ref());
+        if burst == 0 {
+            if let Some(value) = &sink.burst {
+                self.error(
+                    value.span().start,
+                    format!("sink \"{name}\": burst must be at least 1"),
+                );
+            }
+        }
+        let rate_limit = match parse_rate(rate_text) {
+            Ok(period) => period.map(|period| RateLimit {
+                period,
+                burst: burst.max(1),
+            }),
+            Err(message) => {
+                let offset = sink
+                    .rate_limit
+                    .as_ref()
+                    .map_or(spanned.span().start, |r| r.span().start);
+                self.error(offset, format!("sink \"{name}\": {message}"));
+                None
+            }
         };
         let kind = match kind_name {
             "file" => SinkKind::File {
@@ -299,6 +348,7 @@ impl Loader<'_> {
             name: name.to_string(),
             kind,
             timeout,
+            rate_limit,
         })
     }
 
@@ -661,6 +711,31 @@ fn parse_size(text: &str) -> Result<u64, String> {
         }
     };
     Ok((number * multiplier as f64) as u64)
+}
+
+/// "1/s", "30/m", "100/h" -> one request per period; "off" -> no limit.
+fn parse_rate(text: &str) -> Result<Option<Duration>, String> {
+    let trimmed = text.trim();
+    if trimmed.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let invalid = || {
+        format!(
+            "invalid rate_limit {text:?}: expected e.g. \"1/s\", \"30/m\", \"100/h\" or \"off\""
+        )
+    };
+    let (count, unit) = trimmed.split_once('/').ok_or_else(invalid)?;
+    let count: u32 = count.trim().parse().map_err(|_| invalid())?;
+    let unit = match unit.trim() {
+        "s" => Duration::from_secs(1),
+        "m" | "min" => Duration::from_secs(60),
+        "h" => Duration::from_secs(3600),
+        _ => return Err(invalid()),
+    };
+    if count == 0 {
+        return Err(invalid());
+    }
+    Ok(Some(unit / count))
 }
 
 /// "10s", "500ms", "2m", "1h" -> duration.

@@ -13,5 +13,5 @@ mod raw;
 mod secret;
 
 pub use diagnostic::Diagnostic;
-pub use load::{load, load_str, Config, Rule, SinkConfig, SinkKind, WatchConfig};
+pub use load::{load, load_str, Config, RateLimit, Rule, SinkConfig, SinkKind, WatchConfig};
 pub use secret::Secret;

@@ -104,4 +104,10 @@ pub struct RawSink {
     pub dir: Option<Spanned<String>>,
     /// slack, webhook: how long one request may take, e.g. "10s" (the default).
     pub timeout: Option<Spanned<String>>,
+    /// slack, webhook: the most requests per period, e.g. "1/s", "30/m" or
+    /// "off". Default: "1/s" for slack (Slack's limit), "off" for webhook.
+    pub rate_limit: Option<Spanned<String>>,
+    /// slack, webhook: requests allowed at once before `rate_limit` applies.
+    /// Default: 3.
+    pub burst: Option<Spanned<u32>>,
 }

@@ -22,12 +22,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 pub use filter::is_candidate;
-pub use watch::{watch_folder, FolderWatcher, RawEvent};
+pub use watch::{watch_folder, FolderWatch, FolderWatcher, RawEvent, WatchState};
 
 /// Quiet time after a close-after-write before a file is read.
 pub const SETTLE: Duration = Duration::from_millis(1000);
 /// How often the folder is compared with the database regardless of events.
 pub const RECONCILE_EVERY: Duration = Duration::from_secs(60);
+/// How often the watched folder is checked for deletion or replacement.
+pub const WATCH_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// The candidate files of `dir`, sorted by name.
 pub fn scan_folder(dir: &Path, extensions: &[String]) -> std::io::Result<Vec<PathBuf>> {
@@ -44,16 +46,21 @@ pub fn scan_folder(dir: &Path, extensions: &[String]) -> std::io::Result<Vec<Pat
 }
 
 /// Turns raw watcher events into ready paths on `ready`, until `cancel`
-/// fires or the pipeline is gone. Starts with a full scan of `dir`.
+/// fires or the pipeline is gone. Starts with a full scan of `dir`; re-arms
+/// `watch` (and rescans) when the folder is deleted and comes back.
 pub async fn run_ingest(
     dir: PathBuf,
     extensions: Vec<String>,
+    mut watch: FolderWatch,
     mut events: mpsc::Receiver<RawEvent>,
     ready: mpsc::Sender<PathBuf>,
     cancel: CancellationToken,
 ) {
     let mut settling: HashMap<PathBuf, Instant> = HashMap::new();
     let mut reconcile = tokio::time::interval_at(Instant::now() + RECONCILE_EVERY, RECONCILE_EVERY);
+    let mut watch_check =
+        tokio::time::interval_at(Instant::now() + WATCH_CHECK_EVERY, WATCH_CHECK_EVERY);
+    watch_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     if !send_scan(&dir, &extensions, &ready, &mut settling, "startup").await {
         return;
     }
@@ -110,7 +117,14 @@ pub async fn run_ingest(
                 }
             }
             _ = reconcile.tick() => {
-                if !send_scan(&dir, &extensions, &ready, &mut settling, "reconcile").await {
+                if watch.is_armed() && !send_scan(&dir, &extensions, &ready, &mut settling, "reconcile").await {
+                    break;
+                }
+            }
+            _ = watch_check.tick() => {
+                if watch.check() == WatchState::Rearmed
+                    && !send_scan(&dir, &extensions, &ready, &mut settling, "re-armed").await
+                {
                     break;
                 }
             }

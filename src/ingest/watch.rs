@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind, RenameMode};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
+use tracing::{info, warn};
 
 /// What the folder told us.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +26,81 @@ pub enum RawEvent {
 /// Keeps the watch alive; dropping it stops watching.
 pub struct FolderWatcher {
     _watcher: RecommendedWatcher,
+}
+
+/// What [`FolderWatch::check`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchState {
+    /// Still watching the same folder.
+    Armed,
+    /// The folder was replaced or came back, and is watched again: rescan it.
+    Rearmed,
+    /// The folder is gone (or cannot be watched yet); nothing is watched.
+    Missing,
+}
+
+/// The watch on one folder, re-armed when the folder is deleted, replaced
+/// (a new inode under the same name) or comes back.
+pub struct FolderWatch {
+    dir: PathBuf,
+    events: mpsc::Sender<RawEvent>,
+    watcher: Option<FolderWatcher>,
+    identity: Option<(u64, u64)>,
+}
+
+impl FolderWatch {
+    /// Starts watching `dir`; fails when it cannot be watched now.
+    pub fn arm(dir: &Path, events: mpsc::Sender<RawEvent>) -> notify::Result<FolderWatch> {
+        let watcher = watch_folder(dir, events.clone())?;
+        Ok(FolderWatch {
+            dir: dir.to_path_buf(),
+            events,
+            watcher: Some(watcher),
+            identity: folder_identity(dir),
+        })
+    }
+
+    pub fn is_armed(&self) -> bool {
+        self.watcher.is_some()
+    }
+
+    /// Compares the folder on disk with the one watched and re-arms when
+    /// they differ. Logs only changes of state.
+    pub fn check(&mut self) -> WatchState {
+        let identity = folder_identity(&self.dir);
+        match identity {
+            None => {
+                if self.watcher.take().is_some() {
+                    warn!(dir = %self.dir.display(), "the watched folder is gone; waiting for it to come back");
+                }
+                self.identity = None;
+                WatchState::Missing
+            }
+            Some(_) if self.watcher.is_some() && identity == self.identity => WatchState::Armed,
+            Some(_) => {
+                self.watcher = None;
+                match watch_folder(&self.dir, self.events.clone()) {
+                    Ok(watcher) => {
+                        self.watcher = Some(watcher);
+                        self.identity = identity;
+                        info!(dir = %self.dir.display(), "the watched folder is back; watch re-armed");
+                        WatchState::Rearmed
+                    }
+                    Err(error) => {
+                        warn!(dir = %self.dir.display(), error = %error, "cannot watch the folder yet; will retry");
+                        WatchState::Missing
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// (device, inode) of a folder, or None when it is not a folder now.
+fn folder_identity(dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::metadata(dir).ok()?;
+    metadata.is_dir().then(|| (metadata.dev(), metadata.ino()))
 }
 
 /// Starts watching `dir`; events go to `events`.

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 /// One request the receiver got.
 #[derive(Debug, Clone)]
 pub struct Request {
+    /// When the request had been read completely.
+    pub at: Instant,
     pub path: String,
     pub headers: HashMap<String, String>,
     pub body: String,
@@ -25,8 +27,8 @@ impl Request {
     }
 }
 
-/// A scripted answer: status and extra headers.
-type Answer = (u16, Vec<(String, String)>);
+/// A scripted answer: status, extra headers, and how long to wait first.
+type Answer = (u16, Vec<(String, String)>, Duration);
 
 /// A tiny HTTP/1.1 server on 127.0.0.1 that records every request and
 /// answers with scripted statuses (then 200 "ok").
@@ -38,7 +40,12 @@ pub struct Receiver {
 
 impl Receiver {
     pub fn start() -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        Self::start_on(0)
+    }
+
+    /// Starts on a given port (0: any free one).
+    pub fn start_on(port: u16) -> Receiver {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let script: Arc<Mutex<VecDeque<Answer>>> = Arc::new(Mutex::new(VecDeque::new()));
@@ -49,12 +56,13 @@ impl Receiver {
                 let Some(request) = read_request(&mut stream) else {
                     continue;
                 };
-                let (status, headers) = answers
+                let (status, headers, delay) = answers
                     .lock()
                     .expect("lock")
                     .pop_front()
-                    .unwrap_or((200, Vec::new()));
+                    .unwrap_or((200, Vec::new(), Duration::ZERO));
                 seen.lock().expect("lock").push(request);
+                std::thread::sleep(delay);
                 let body = if status == 200 { "ok" } else { "error" };
                 let mut response = format!(
                     "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
@@ -81,16 +89,21 @@ impl Receiver {
 
     /// The next requests get these statuses (with headers), in order.
     pub fn answer_with(&self, statuses: &[(u16, &[(&str, &str)])]) {
-        let mut script = self.script.lock().expect("lock");
         for (status, headers) in statuses {
-            script.push_back((
-                *status,
-                headers
-                    .iter()
-                    .map(|(n, v)| (n.to_string(), v.to_string()))
-                    .collect(),
-            ));
+            self.answer_after(Duration::ZERO, *status, headers);
         }
+    }
+
+    /// The next request is answered with `status`, but only after `delay`.
+    pub fn answer_after(&self, delay: Duration, status: u16, headers: &[(&str, &str)]) {
+        let headers = headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        self.script
+            .lock()
+            .expect("lock")
+            .push_back((status, headers, delay));
     }
 
     pub fn requests(&self) -> Vec<Request> {
@@ -129,6 +142,7 @@ fn read_request(stream: &mut std::net::TcpStream) -> Option<Request> {
     let mut body = vec![0; length];
     reader.read_exact(&mut body).ok()?;
     Some(Request {
+        at: Instant::now(),
         path,
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
@@ -307,4 +321,10 @@ pub fn rule_and_file(alert: &serde_json::Value) -> (String, String) {
         .to_string_lossy()
         .into_owned();
     (rule, name)
+}
+
+/// A loopback port with nothing listening on it (for a receiver that is down).
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
 }

@@ -143,6 +143,14 @@ fn secrets_never_appear_in_errors_and_are_read_from_the_environment() {
         panic!("expected a slack sink");
     };
     assert!(url.expose().ends_with("SECRETTOKEN"));
+    assert_eq!(
+        config.sinks[0].rate_limit,
+        Some(RateLimit {
+            period: Duration::from_secs(1),
+            burst: 3
+        }),
+        "Slack's default limit"
+    );
     assert!(!format!("{config:?}").contains("SECRETTOKEN"));
 }
 
@@ -169,4 +177,9 @@ fn sizes_and_durations_parse() {
     assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
     assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
     assert!(parse_duration("soon").is_err());
+    assert_eq!(parse_rate("1/s"), Ok(Some(Duration::from_secs(1))));
+    assert_eq!(parse_rate("30/m"), Ok(Some(Duration::from_secs(2))));
+    assert_eq!(parse_rate("off"), Ok(None));
+    assert!(parse_rate("0/s").is_err());
+    assert!(parse_rate("fast").is_err());
 }
