@@ -843,3 +843,31 @@ fn a_deleted_and_recreated_folder_is_watched_again() {
     );
     assert!(daemon.stop().success());
 }
+
+/// The retry policy is data: a sink's `max_age` turns a delivery that keeps
+/// failing into a dead letter, and `max_backoff` caps the waits before that.
+#[test]
+fn a_delivery_failing_past_the_sinks_max_age_becomes_a_dead_letter() {
+    let receiver = Receiver::start();
+    for _ in 0..50 {
+        receiver.answer_after(Duration::ZERO, 503, &[]);
+    }
+    let workspace = Workspace::new(&webhook_config(
+        &receiver,
+        "max_age = \"2s\"\nmax_backoff = \"300ms\"\n",
+    ));
+    let daemon = workspace.start(&[]);
+    workspace.drop_article("a.txt", b"Talks on the Tobruk air base.\n");
+    daemon.wait_for_log("delivery still failing after max_age; kept as a dead letter");
+    let attempts = receiver.requests().len();
+    // 2 s of retries at most 300 ms (+20 %) apart, after 500 ms and 1 s waits.
+    assert!(attempts >= 4, "only {attempts} attempts within max_age");
+    assert!(daemon.stop().success());
+    let stdout = String::from_utf8_lossy(&workspace.command(&["outbox"]).stdout).into_owned();
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("dead") && l.contains("HTTP 503")),
+        "{stdout}"
+    );
+}

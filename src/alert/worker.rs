@@ -2,7 +2,7 @@
 //! order, no faster than the sink's rate limit (a token bucket), retrying a failed head row with capped exponential backoff and
 //! jitter (the whole sink waits, so order holds), honouring `Retry-After`,
 //! and moving a row to dead letters when retrying cannot help or it is
-//! older than [`MAX_AGE`]. A sink that is broken itself (a revoked Slack
+//! older than the sink's `max_age` (its [`crate::config::RetryPolicy`]). A sink that is broken itself (a revoked Slack
 //! hook) is paused for [`UNHEALTHY_PAUSE`] at a time, its rows kept pending.
 //! Nothing is dropped silently: every dead letter is
 //! logged at error level and stays in the database.
@@ -24,20 +24,17 @@ use crate::alert::send::{SendError, Sender};
 use crate::config::SinkConfig;
 use crate::state::Store;
 
-/// A delivery still failing after this long becomes a dead letter.
-pub const MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// How often an idle worker looks at the outbox even without a wake-up.
 const IDLE_POLL: Duration = Duration::from_secs(30);
 /// How long an unhealthy sink (e.g. a revoked Slack hook) waits before trying again.
 pub const UNHEALTHY_PAUSE: Duration = Duration::from_secs(300);
 
 /// Delay before retry number `attempts` (1-based): doubling from 500 ms,
-/// capped at 5 minutes, with ±20 % jitter.
-pub fn backoff(attempts: u32) -> Duration {
+/// capped at `max_backoff`, with ±20 % jitter.
+pub fn backoff(attempts: u32, max_backoff: Duration) -> Duration {
     let exponent = attempts.saturating_sub(1).min(20);
-    let base = FIRST_BACKOFF.saturating_mul(1 << exponent).min(MAX_BACKOFF);
+    let base = FIRST_BACKOFF.saturating_mul(1 << exponent).min(max_backoff);
     let jitter = 0.8 + fastrand::f64() * 0.4;
     base.mul_f64(jitter)
 }
@@ -46,9 +43,9 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// True when a delivery queued at `created_at_ms` is past [`MAX_AGE`].
-fn too_old(created_at_ms: i64) -> bool {
-    Duration::from_millis((now_ms() - created_at_ms).max(0) as u64) >= MAX_AGE
+/// True when a delivery queued at `created_at_ms` is older than `max_age`.
+fn too_old(created_at_ms: i64, max_age: Duration) -> bool {
+    Duration::from_millis((now_ms() - created_at_ms).max(0) as u64) >= max_age
 }
 
 /// Runs until `cancel` fires. `wake` is notified whenever new rows were queued.
@@ -115,7 +112,9 @@ pub async fn run_sink_worker(
                 info!(sink = %name, rule = %delivery.rule, alert = %delivery.alert_id, attempts, "alert delivered");
                 store.mark_delivered(delivery.seq, attempts)
             }
-            Err(SendError::SinkUnhealthy(message)) if !too_old(delivery.created_at_ms) => {
+            Err(SendError::SinkUnhealthy(message))
+                if !too_old(delivery.created_at_ms, sink.retry.max_age) =>
+            {
                 unhealthy = true;
                 error!(
                     sink = %name, rule = %delivery.rule, alert = %delivery.alert_id, attempts, error = %message,
@@ -132,7 +131,7 @@ pub async fn run_sink_worker(
             Err(SendError::SinkUnhealthy(message)) => {
                 error!(
                     sink = %name, rule = %delivery.rule, alert = %delivery.alert_id, attempts, error = %message,
-                    "sink unhealthy for 24 h; kept as a dead letter"
+                    max_age_s = sink.retry.max_age.as_secs(), "sink unhealthy for max_age; kept as a dead letter"
                 );
                 store.mark_dead(delivery.seq, attempts, &message)
             }
@@ -147,15 +146,15 @@ pub async fn run_sink_worker(
                 message,
                 retry_after,
             }) => {
-                let age = Duration::from_millis((now_ms() - delivery.created_at_ms).max(0) as u64);
-                if age >= MAX_AGE {
+                if too_old(delivery.created_at_ms, sink.retry.max_age) {
                     error!(
                         sink = %name, rule = %delivery.rule, alert = %delivery.alert_id, attempts, error = %message,
-                        "delivery still failing after 24 h; kept as a dead letter"
+                        max_age_s = sink.retry.max_age.as_secs(), "delivery still failing after max_age; kept as a dead letter"
                     );
                     store.mark_dead(delivery.seq, attempts, &message)
                 } else {
-                    let delay = backoff(attempts).max(retry_after.unwrap_or_default());
+                    let delay = backoff(attempts, sink.retry.max_backoff)
+                        .max(retry_after.unwrap_or_default());
                     warn!(
                         sink = %name, rule = %delivery.rule, alert = %delivery.alert_id, attempts, error = %message,
                         retry_in_ms = delay.as_millis() as u64, "delivery failed, will retry"
@@ -187,11 +186,13 @@ mod tests {
     #[test]
     fn backoff_doubles_with_jitter_and_is_capped() {
         for _ in 0..100 {
-            let first = backoff(1);
+            let cap = Duration::from_secs(300);
+            let first = backoff(1, cap);
             assert!(first >= Duration::from_millis(400) && first <= Duration::from_millis(600));
-            let third = backoff(3);
+            let third = backoff(3, cap);
             assert!(third >= Duration::from_millis(1600) && third <= Duration::from_millis(2400));
-            assert!(backoff(50) <= MAX_BACKOFF.mul_f64(1.2));
+            assert!(backoff(50, cap) <= cap.mul_f64(1.2));
+            assert!(backoff(5, Duration::from_secs(1)) <= Duration::from_millis(1200));
         }
     }
 }

@@ -64,6 +64,25 @@ pub struct SinkConfig {
     pub timeout: Duration,
     /// At most one request per this period (after `burst`), or no limit.
     pub rate_limit: Option<RateLimit>,
+    pub retry: RetryPolicy,
+}
+
+/// How long and how patiently a sink retries a failing delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// A delivery still failing this long after it was queued is a dead letter.
+    pub max_age: Duration,
+    /// The longest wait between two attempts.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_age: Duration::from_secs(24 * 3600),
+            max_backoff: Duration::from_secs(300),
+        }
+    }
 }
 
 /// A token bucket: `burst` requests at once, then one per `period`.
@@ -227,6 +246,7 @@ impl Loader<'_> {
                 },
                 timeout: DEFAULT_TIMEOUT,
                 rate_limit: None,
+                retry: RetryPolicy::default(),
             }];
         }
         let mut sinks: Vec<(&String, &Spanned<RawSink>)> = raw.iter().collect();
@@ -242,7 +262,15 @@ impl Loader<'_> {
         self.check_id("sink", name, spanned.span().start);
         let kind_name = sink.kind.get_ref().as_str();
         let allowed: &[&str] = match kind_name {
-            "slack" => &["url", "url_file", "timeout", "rate_limit", "burst"],
+            "slack" => &[
+                "url",
+                "url_file",
+                "timeout",
+                "rate_limit",
+                "burst",
+                "max_age",
+                "max_backoff",
+            ],
             "webhook" => &[
                 "url",
                 "url_file",
@@ -251,8 +279,10 @@ impl Loader<'_> {
                 "timeout",
                 "rate_limit",
                 "burst",
+                "max_age",
+                "max_backoff",
             ],
-            "file" => &["dir"],
+            "file" => &["dir", "max_age", "max_backoff"],
             other => {
                 self.error(
                     sink.kind.span().start,
@@ -270,6 +300,8 @@ impl Loader<'_> {
             ("timeout", sink.timeout.as_ref().map(|v| v.span())),
             ("rate_limit", sink.rate_limit.as_ref().map(|v| v.span())),
             ("burst", sink.burst.as_ref().map(|v| v.span())),
+            ("max_age", sink.max_age.as_ref().map(|v| v.span())),
+            ("max_backoff", sink.max_backoff.as_ref().map(|v| v.span())),
         ];
         for (key, span) in present {
             if let Some(span) = span {
@@ -319,6 +351,28 @@ impl Loader<'_> {
                 None
             }
         };
+        let defaults = RetryPolicy::default();
+        let mut duration_key = |value: &Option<Spanned<String>>, default: Duration| match value {
+            Some(value) => match parse_duration(value.get_ref()) {
+                Ok(duration) if !duration.is_zero() => duration,
+                Ok(_) => {
+                    self.error(
+                        value.span().start,
+                        format!("sink \"{name}\": a duration of zero is not allowed here"),
+                    );
+                    default
+                }
+                Err(message) => {
+                    self.error(value.span().start, format!("sink \"{name}\": {message}"));
+                    default
+                }
+            },
+            None => default,
+        };
+        let retry = RetryPolicy {
+            max_age: duration_key(&sink.max_age, defaults.max_age),
+            max_backoff: duration_key(&sink.max_backoff, defaults.max_backoff),
+        };
         let kind = match kind_name {
             "file" => SinkKind::File {
                 dir: self
@@ -349,6 +403,7 @@ impl Loader<'_> {
             kind,
             timeout,
             rate_limit,
+            retry,
         })
     }
 

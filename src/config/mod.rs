@@ -13,5 +13,7 @@ mod raw;
 mod secret;
 
 pub use diagnostic::Diagnostic;
-pub use load::{load, load_str, Config, RateLimit, Rule, SinkConfig, SinkKind, WatchConfig};
+pub use load::{
+    load, load_str, Config, RateLimit, RetryPolicy, Rule, SinkConfig, SinkKind, WatchConfig,
+};
 pub use secret::Secret;

@@ -110,4 +110,9 @@ pub struct RawSink {
     /// slack, webhook: requests allowed at once before `rate_limit` applies.
     /// Default: 3.
     pub burst: Option<Spanned<u32>>,
+    /// Any sink: a delivery still failing this long after it was queued
+    /// becomes a dead letter, e.g. "24h" (the default).
+    pub max_age: Option<Spanned<String>>,
+    /// Any sink: the longest wait between two retries, e.g. "5m" (the default).
+    pub max_backoff: Option<Spanned<String>>,
 }

@@ -122,7 +122,7 @@ impl Store {
 }
 
 impl Store {
-    /// Puts dead letters back in the queue with a fresh 24 h budget: the one
+    /// Puts dead letters back in the queue with a fresh `max_age` budget: the one
     /// with delivery id `id`, or every one when `id` is None. Returns how many.
     pub fn requeue_dead(&self, id: Option<&str>, now_ms: i64) -> Result<usize, StoreError> {
         let changed = match id {

@@ -155,6 +155,36 @@ fn secrets_never_appear_in_errors_and_are_read_from_the_environment() {
 }
 
 #[test]
+fn retry_policy_and_rate_limit_are_per_sink_data() {
+    let source = format!(
+        "{BASE}\n[sinks.siem]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/x\"\nmax_age = \"2h\"\nmax_backoff = \"30s\"\nrate_limit = \"30/m\"\nburst = 1\n\n[sinks.archive]\ntype = \"file\"\n"
+    );
+    let config = load_str(Path::new(FILE), &source, &env).expect("valid");
+    let siem = &config.sinks[0];
+    assert_eq!(
+        siem.retry,
+        RetryPolicy {
+            max_age: Duration::from_secs(7200),
+            max_backoff: Duration::from_secs(30)
+        }
+    );
+    assert_eq!(
+        siem.rate_limit,
+        Some(RateLimit {
+            period: Duration::from_secs(2),
+            burst: 1
+        })
+    );
+    assert_eq!(config.sinks[1].retry, RetryPolicy::default());
+    assert_eq!(config.sinks[1].rate_limit, None);
+    let zero = format!("{BASE}\n[sinks.a]\ntype = \"file\"\nmax_age = \"0s\"\n");
+    assert_eq!(
+        errors(&zero),
+        ["config.toml:19:11: sink \"a\": a duration of zero is not allowed here"]
+    );
+}
+
+#[test]
 fn url_file_is_read_relative_to_the_config() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("hook"), "http://127.0.0.1:9/hook\n").expect("write");
