@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{self, Config};
+use crate::config::Config;
 
 /// Exit status for an invalid config (sysexits.h EX_CONFIG).
 pub const EXIT_CONFIG: u8 = 78;
@@ -72,7 +72,7 @@ pub fn init_tracing() {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
-    let config = match config::load(&cli.config) {
+    let config = match crate::ruletest::load_and_test(&cli.config) {
         Ok(config) => config,
         Err(diagnostics) => {
             for diagnostic in &diagnostics {
@@ -114,10 +114,11 @@ fn run_daemon(config: Config) -> anyhow::Result<()> {
 
 fn print_check_summary(path: &std::path::Path, config: &Config) {
     println!(
-        "{}: ok ({} rules, {} patterns, {} sinks: {})",
+        "{}: ok ({} rules, {} patterns, {} rule tests passed, {} sinks: {})",
         path.display(),
         config.rules.len(),
         config.ruleset.pattern_count(),
+        config.tests.len(),
         config.sinks.len(),
         config
             .sinks

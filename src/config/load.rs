@@ -37,6 +37,28 @@ pub struct Config {
     pub rules: Vec<Rule>,
     pub sinks: Vec<SinkConfig>,
     pub ruleset: Arc<RuleSet>,
+    /// `[[tests]]`, validated (see `crate::ruletest` for running them).
+    pub tests: Vec<RuleTest>,
+}
+
+/// One `[[tests]]` entry.
+#[derive(Debug, Clone)]
+pub struct RuleTest {
+    pub name: String,
+    pub article: TestArticle,
+    /// Indexes into [`Config::rules`] that must fire.
+    pub expect: Vec<usize>,
+    /// Indexes into [`Config::rules`] that must not fire.
+    pub expect_not: Vec<usize>,
+    /// Where the test is in the config file, for its failures.
+    pub line: usize,
+    pub column: usize,
+}
+
+#[derive(Debug, Clone)]
+pub enum TestArticle {
+    Text(String),
+    File(PathBuf),
 }
 
 #[derive(Debug, Clone)]
@@ -174,6 +196,7 @@ impl Loader<'_> {
         };
         let sinks = self.sinks(&raw.sinks);
         let (input, rules) = self.rules_input(&raw, &sinks);
+        let tests = self.tests(&raw, &rules);
         let ruleset = match RuleSet::compile(&input) {
             Ok(ruleset) => Some(ruleset),
             Err(errors) => {
@@ -191,7 +214,79 @@ impl Loader<'_> {
             rules,
             sinks,
             ruleset: Arc::new(ruleset?),
+            tests,
         })
+    }
+
+    fn tests(&mut self, raw: &RawConfig, rules: &[Rule]) -> Vec<RuleTest> {
+        let mut tests = Vec::new();
+        for (index, spanned) in raw.tests.iter().enumerate() {
+            let test = spanned.get_ref();
+            let at = spanned.span().start;
+            let name = test
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("test {}", index + 1));
+            let article = match (&test.text, &test.file) {
+                (Some(text), None) => Some(TestArticle::Text(text.clone())),
+                (None, Some(file)) => {
+                    let path = self.base.join(file.get_ref());
+                    if path.is_file() {
+                        Some(TestArticle::File(path))
+                    } else {
+                        self.error(
+                            file.span().start,
+                            format!("test \"{name}\": file {} does not exist", path.display()),
+                        );
+                        None
+                    }
+                }
+                _ => {
+                    self.error(
+                        at,
+                        format!("test \"{name}\": give exactly one of `text` or `file`"),
+                    );
+                    None
+                }
+            };
+            if test.expect.is_empty() && test.expect_not.is_empty() {
+                self.error(
+                    at,
+                    format!("test \"{name}\": expects nothing (add `expect` or `expect_not`)"),
+                );
+            }
+            let mut resolve = |ids: &[Spanned<String>]| -> Vec<usize> {
+                let mut indexes = Vec::new();
+                for id in ids {
+                    match rules.iter().position(|rule| &rule.id == id.get_ref()) {
+                        Some(rule) => indexes.push(rule),
+                        None => {
+                            let hint =
+                                did_you_mean(id.get_ref(), rules.iter().map(|r| r.id.as_str()));
+                            self.error(
+                                id.span().start,
+                                format!("test \"{name}\": unknown rule \"{}\"{hint}", id.get_ref()),
+                            );
+                        }
+                    }
+                }
+                indexes
+            };
+            let expect = resolve(&test.expect);
+            let expect_not = resolve(&test.expect_not);
+            let place = Diagnostic::at(self.path, self.source, at, "");
+            if let Some(article) = article {
+                tests.push(RuleTest {
+                    name,
+                    article,
+                    expect,
+                    expect_not,
+                    line: place.line,
+                    column: place.column,
+                });
+            }
+        }
+        tests
     }
 
     fn watch(&mut self, raw: &RawConfig) -> WatchConfig {

@@ -14,6 +14,7 @@ mod secret;
 
 pub use diagnostic::Diagnostic;
 pub use load::{
-    load, load_str, Config, RateLimit, RetryPolicy, Rule, SinkConfig, SinkKind, WatchConfig,
+    load, load_str, Config, RateLimit, RetryPolicy, Rule, RuleTest, SinkConfig, SinkKind,
+    TestArticle, WatchConfig,
 };
 pub use secret::Secret;

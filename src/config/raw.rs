@@ -30,6 +30,28 @@ pub struct RawConfig {
     /// Where alerts go; with no sinks at all, a file sink writing to `alerts/`.
     #[serde(default)]
     pub sinks: BTreeMap<String, Spanned<RawSink>>,
+    /// Rule tests (`[[tests]]`), run by `newswatch check` and before the
+    /// daemon starts: a config whose tests fail is not valid.
+    #[serde(default)]
+    pub tests: Vec<Spanned<RawTest>>,
+}
+
+/// `[[tests]]`: an article and the rules that must (not) fire on it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTest {
+    /// A name shown when the test fails; default "test N".
+    pub name: Option<String>,
+    /// The article text, inline (read as a `.txt` article).
+    pub text: Option<String>,
+    /// Or a file holding the article, relative to the config file.
+    pub file: Option<Spanned<String>>,
+    /// Rule ids that must fire on the article.
+    #[serde(default)]
+    pub expect: Vec<Spanned<String>>,
+    /// Rule ids that must not fire on the article.
+    #[serde(default)]
+    pub expect_not: Vec<Spanned<String>>,
 }
 
 /// `[watch]`

@@ -5,6 +5,7 @@
 //! [`RuleSet`] compiled, scanning an article cannot fail. State that spans
 //! articles (`first_seen`) lives in the caller, not here.
 
+mod explain;
 pub mod expr;
 pub mod normalize;
 pub mod ruleset;

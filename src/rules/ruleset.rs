@@ -78,8 +78,10 @@ pub struct RuleMatch {
 }
 
 type PatternId = usize;
-type LeafId = usize;
+pub(super) type LeafId = usize;
 type EntityIdx = usize;
+/// Per leaf, its hits (word span, and the entity when an alias hit).
+pub(super) type LeafHits = HashMap<LeafId, Vec<(TokenSpan, Option<EntityIdx>)>>;
 
 /// Who cares about a pattern when the automaton finds it.
 #[derive(Debug, Clone, Copy)]
@@ -96,14 +98,16 @@ struct PatternInfo {
 }
 
 #[derive(Debug, Default)]
-struct Leaf {
-    rule: usize,
+pub(super) struct Leaf {
+    pub(super) rule: usize,
     patterns: Vec<PatternId>,
     entities: Vec<EntityIdx>,
+    /// The term as written in the rule, for explanations.
+    pub(super) label: String,
 }
 
 #[derive(Debug)]
-enum Node {
+pub(super) enum Node {
     Leaf(LeafId),
     And(Vec<Node>),
     Or(Vec<Node>),
@@ -120,19 +124,19 @@ enum Node {
 pub struct RuleSet {
     automaton: AhoCorasick,
     patterns: Vec<PatternInfo>,
-    leaves: Vec<Leaf>,
+    pub(super) leaves: Vec<Leaf>,
     entity_ids: Vec<String>,
     /// For each entity, the leaves that reference it (directly or by class).
     entity_leaves: Vec<Vec<LeafId>>,
     rule_ids: Vec<String>,
-    rules: Vec<Node>,
+    pub(super) rules: Vec<Node>,
 }
 
 /// A hit in word positions: `first..=last` tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-struct TokenSpan {
-    first: u32,
-    last: u32,
+pub(super) struct TokenSpan {
+    pub(super) first: u32,
+    pub(super) last: u32,
 }
 
 impl TokenSpan {
@@ -166,8 +170,8 @@ impl TokenSpan {
 /// What an expression node found: the spans that count as its evidence and
 /// the entity mentions inside them.
 #[derive(Debug, Default)]
-struct Evidence {
-    spans: Vec<TokenSpan>,
+pub(super) struct Evidence {
+    pub(super) spans: Vec<TokenSpan>,
     entities: Vec<(EntityIdx, TokenSpan)>,
 }
 
@@ -251,11 +255,34 @@ impl RuleSet {
 
     /// Like [`RuleSet::scan`] on text that is already normalised.
     pub fn scan_normalized(&self, normalized: &Normalized) -> Vec<RuleMatch> {
-        let hits = self.find_hits(normalized);
-        if hits.is_empty() {
+        let leaf_spans = self.leaf_hits(normalized);
+        if leaf_spans.is_empty() {
             return Vec::new();
         }
-        let mut leaf_spans: HashMap<LeafId, Vec<(TokenSpan, Option<EntityIdx>)>> = HashMap::new();
+        let mut touched_rules: Vec<usize> = leaf_spans
+            .keys()
+            .map(|&leaf| self.leaves[leaf].rule)
+            .collect();
+        touched_rules.sort_unstable();
+        touched_rules.dedup();
+
+        let mut fired = Vec::new();
+        for rule in touched_rules {
+            let Some(evidence) = evaluate(&self.rules[rule], &leaf_spans) else {
+                continue;
+            };
+            if evidence.spans.is_empty() {
+                continue;
+            }
+            fired.push(to_rule_match(rule, evidence, normalized));
+        }
+        fired
+    }
+
+    /// The hits of every leaf of every rule (entity `not` contexts applied).
+    pub(super) fn leaf_hits(&self, normalized: &Normalized) -> LeafHits {
+        let hits = self.find_hits(normalized);
+        let mut leaf_spans: LeafHits = HashMap::new();
         let mut alias_hits: HashMap<EntityIdx, Vec<TokenSpan>> = HashMap::new();
         let mut not_hits: HashMap<EntityIdx, Vec<TokenSpan>> = HashMap::new();
         for &(pattern, span) in &hits {
@@ -285,24 +312,7 @@ impl RuleSet {
                 }
             }
         }
-        let mut touched_rules: Vec<usize> = leaf_spans
-            .keys()
-            .map(|&leaf| self.leaves[leaf].rule)
-            .collect();
-        touched_rules.sort_unstable();
-        touched_rules.dedup();
-
-        let mut fired = Vec::new();
-        for rule in touched_rules {
-            let Some(evidence) = evaluate(&self.rules[rule], &leaf_spans) else {
-                continue;
-            };
-            if evidence.spans.is_empty() {
-                continue;
-            }
-            fired.push(to_rule_match(rule, evidence, normalized));
-        }
-        fired
+        leaf_spans
     }
 
     /// One pass of the automaton: (pattern, word span) for every occurrence.
@@ -366,7 +376,7 @@ fn to_rule_match(rule: usize, mut evidence: Evidence, normalized: &Normalized) -
 }
 
 /// Evaluates a rule's expression on the leaf hits; `None` when it is false.
-fn evaluate(
+pub(super) fn evaluate(
     node: &Node,
     leaf_spans: &HashMap<LeafId, Vec<(TokenSpan, Option<EntityIdx>)>>,
 ) -> Option<Evidence> {
@@ -600,8 +610,22 @@ impl<'a> Compiler<'a> {
 
     fn leaf(&mut self, index: usize, kind: &TermKind, span: &Range<usize>) -> Option<LeafId> {
         let leaf = self.leaves.len();
+        let label = match kind {
+            TermKind::Text { text, prefix } => {
+                let star = if *prefix { "*" } else { "" };
+                if text.contains(char::is_whitespace) {
+                    format!("\"{text}{star}\"")
+                } else {
+                    format!("{text}{star}")
+                }
+            }
+            TermKind::Entity(name) => format!("entity:{name}"),
+            TermKind::Class(name) => format!("class:{name}"),
+            TermKind::List(name) => format!("list:{name}"),
+        };
         self.leaves.push(Leaf {
             rule: index,
+            label,
             ..Leaf::default()
         });
         let error = |message: String| CompileError {

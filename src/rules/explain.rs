@@ -1,0 +1,204 @@
+//! Why a rule did or did not fire on a text: the rule's expression as an
+//! indented tree, each node marked satisfied or not, each term with the
+//! words it matched. Used by `newswatch test --explain` and by failing rule
+//! tests in `newswatch check`. Pure, like the rest of the engine.
+
+use std::fmt::Write as _;
+
+use super::normalize::{normalize, Normalized};
+use super::ruleset::{evaluate, LeafHits, Node, RuleSet};
+
+/// The most matched words shown for one term.
+const SHOWN: usize = 5;
+
+impl RuleSet {
+    /// A readable explanation of rule `rule` on `text`.
+    pub fn explain(&self, rule: usize, text: &str) -> String {
+        let normalized = normalize(text);
+        let hits = self.leaf_hits(&normalized);
+        let node = &self.rules[rule];
+        let fired = evaluate(node, &hits).is_some_and(|evidence| !evidence.spans.is_empty());
+        let mut out = format!(
+            "{}: {}\n",
+            self.rule_id(rule),
+            if fired { "fires" } else { "does not fire" }
+        );
+        let context = Context {
+            set: self,
+            hits: &hits,
+            normalized: &normalized,
+            text,
+        };
+        context.node(node, 1, &mut out);
+        out
+    }
+
+    /// Indexes of the rules with at least one term found in `text`.
+    pub fn rules_touched(&self, text: &str) -> Vec<usize> {
+        let hits = self.leaf_hits(&normalize(text));
+        let mut rules: Vec<usize> = hits.keys().map(|&leaf| self.leaves[leaf].rule).collect();
+        rules.sort_unstable();
+        rules.dedup();
+        rules
+    }
+}
+
+struct Context<'a> {
+    set: &'a RuleSet,
+    hits: &'a LeafHits,
+    normalized: &'a Normalized,
+    text: &'a str,
+}
+
+impl Context<'_> {
+    fn node(&self, node: &Node, depth: usize, out: &mut String) {
+        let holds = evaluate(node, self.hits).is_some();
+        let mark = if holds { "✓" } else { "✗" };
+        let indent = "  ".repeat(depth);
+        match node {
+            Node::Leaf(leaf) => {
+                let label = &self.set.leaves[*leaf].label;
+                let found = self.found(*leaf);
+                let detail = if found.is_empty() {
+                    "not found".to_string()
+                } else {
+                    found.join(", ")
+                };
+                let _ = writeln!(out, "{indent}{mark} {label}: {detail}");
+            }
+            Node::And(parts) => {
+                let _ = writeln!(out, "{indent}{mark} AND (all of)");
+                for part in parts {
+                    self.node(part, depth + 1, out);
+                }
+            }
+            Node::Or(parts) => {
+                let _ = writeln!(out, "{indent}{mark} OR (any of)");
+                for part in parts {
+                    self.node(part, depth + 1, out);
+                }
+            }
+            Node::Not(inner) => {
+                let what = if holds {
+                    "absent, as required"
+                } else {
+                    "present, so the rule cannot fire"
+                };
+                let _ = writeln!(out, "{indent}{mark} NOT ({what})");
+                self.node(inner, depth + 1, out);
+            }
+            Node::Near {
+                left,
+                right,
+                distance,
+            } => {
+                let detail = match evaluate(node, self.hits) {
+                    Some(evidence) => evidence
+                        .spans
+                        .iter()
+                        .take(SHOWN)
+                        .map(|span| format!("{:?}", self.words(span.first, span.last)))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    None if evaluate(left, self.hits).is_some()
+                        && evaluate(right, self.hits).is_some() =>
+                    {
+                        format!("both sides found, but never within {distance} words")
+                    }
+                    None => "a side is missing".to_string(),
+                };
+                let _ = writeln!(out, "{indent}{mark} NEAR/{distance}: {detail}");
+                self.node(left, depth + 1, out);
+                self.node(right, depth + 1, out);
+            }
+        }
+    }
+
+    /// The distinct texts a leaf matched, quoted, at most [`SHOWN`].
+    fn found(&self, leaf: usize) -> Vec<String> {
+        let mut texts: Vec<String> = Vec::new();
+        let Some(spans) = self.hits.get(&leaf) else {
+            return texts;
+        };
+        let mut sorted: Vec<_> = spans.iter().map(|(span, _)| *span).collect();
+        sorted.sort_unstable();
+        for span in sorted {
+            let text = format!("{:?}", self.words(span.first, span.last));
+            if !texts.contains(&text) {
+                texts.push(text);
+            }
+        }
+        let more = texts.len().saturating_sub(SHOWN);
+        texts.truncate(SHOWN);
+        if more > 0 {
+            texts.push(format!("and {more} more"));
+        }
+        texts
+    }
+
+    /// The original text of words `first..=last`, whitespace collapsed.
+    fn words(&self, first: u32, last: u32) -> String {
+        let tokens = &self.normalized.tokens;
+        let start = tokens[first as usize].start;
+        let end = tokens[last as usize].end;
+        self.text[start..end]
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::expr::parse;
+    use super::super::{EntityDef, RuleDef, RuleSetInput};
+    use super::*;
+
+    fn set(rule: &str) -> RuleSet {
+        RuleSet::compile(&RuleSetInput {
+            entities: vec![EntityDef {
+                id: "minsk".to_string(),
+                aliases: vec!["Minsk".to_string()],
+                not: vec!["Minsk agreements".to_string()],
+                ..EntityDef::default()
+            }],
+            lists: [(
+                "visit".to_string(),
+                vec!["visit*".to_string(), "talks".to_string()],
+            )]
+            .into_iter()
+            .collect(),
+            rules: vec![RuleDef {
+                id: "minsk-visit".to_string(),
+                expr: parse(rule).expect("parses"),
+            }],
+        })
+        .expect("compiles")
+    }
+
+    #[test]
+    fn explains_what_matched_and_what_was_missing() {
+        let rules = set("entity:minsk NEAR/3 list:visit AND NOT Tobruk");
+        assert_eq!(
+            rules.explain(0, "Talks began. Later, a visit to Minsk."),
+            "minsk-visit: fires\n  ✓ AND (all of)\n    ✓ NEAR/3: \"visit to Minsk\"\n      ✓ entity:minsk: \"Minsk\"\n      ✓ list:visit: \"Talks\", \"visit\"\n    ✓ NOT (absent, as required)\n      ✗ Tobruk: not found\n"
+        );
+        let far = rules.explain(
+            0,
+            "Talks began long before anyone mentioned the Minsk agreements; Minsk itself is far, far away from any of the new talks.",
+        );
+        assert!(far.starts_with("minsk-visit: does not fire\n"), "{far}");
+        assert!(
+            far.contains("✗ NEAR/3: both sides found, but never within 3 words"),
+            "{far}"
+        );
+        let blocked = rules.explain(0, "A visit to Minsk and Tobruk.");
+        assert!(
+            blocked.contains("✗ NOT (present, so the rule cannot fire)"),
+            "{blocked}"
+        );
+        assert!(blocked.contains("✓ Tobruk: \"Tobruk\""), "{blocked}");
+        assert_eq!(rules.rules_touched("nothing here"), Vec::<usize>::new());
+        assert_eq!(rules.rules_touched("Minsk"), [0]);
+    }
+}
