@@ -11,4 +11,5 @@ pub mod config;
 pub mod ingest;
 pub mod pipeline;
 pub mod rules;
+pub mod service;
 pub mod state;

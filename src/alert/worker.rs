@@ -17,6 +17,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::alert::send::{SendError, Sender};
 use crate::config::SinkConfig;
+use crate::service::{telemetry, DeliveryOutcome};
 use crate::state::Store;
 
 /// A delivery still failing after this long becomes a dead letter.
@@ -84,6 +85,7 @@ pub async fn run_sink_worker(
         let outcome = match result {
             Ok(()) => {
                 info!(sink = %name, rule = %delivery.rule, alert = %delivery.alert_id, attempts, "alert delivered");
+                telemetry().delivery(&name, DeliveryOutcome::Delivered);
                 store.mark_delivered(delivery.seq, attempts)
             }
             Err(SendError::Permanent(message)) => {
@@ -91,6 +93,7 @@ pub async fn run_sink_worker(
                     sink = %name, rule = %delivery.rule, alert = %delivery.alert_id, attempts, error = %message,
                     "delivery failed permanently; kept as a dead letter"
                 );
+                telemetry().delivery(&name, DeliveryOutcome::Dead);
                 store.mark_dead(delivery.seq, attempts, &message)
             }
             Err(SendError::Retryable {
@@ -103,6 +106,7 @@ pub async fn run_sink_worker(
                         sink = %name, rule = %delivery.rule, alert = %delivery.alert_id, attempts, error = %message,
                         "delivery still failing after 24 h; kept as a dead letter"
                     );
+                    telemetry().delivery(&name, DeliveryOutcome::Dead);
                     store.mark_dead(delivery.seq, attempts, &message)
                 } else {
                     let delay = backoff(attempts).max(retry_after.unwrap_or_default());
@@ -110,6 +114,7 @@ pub async fn run_sink_worker(
                         sink = %name, rule = %delivery.rule, alert = %delivery.alert_id, attempts, error = %message,
                         retry_in_ms = delay.as_millis() as u64, "delivery failed, will retry"
                     );
+                    telemetry().delivery(&name, DeliveryOutcome::Retry);
                     store.schedule_retry(
                         delivery.seq,
                         attempts,

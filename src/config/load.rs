@@ -36,7 +36,18 @@ pub struct Config {
     pub rules: Vec<Rule>,
     pub sinks: Vec<SinkConfig>,
     pub ruleset: Arc<RuleSet>,
+    /// The health and metrics server, when `[server]` is present.
+    pub server: Option<ServerConfig>,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Where `/healthz`, `/readyz` and `/metrics` are served.
+    pub listen: std::net::SocketAddr,
+}
+
+/// Where the server listens when `[server]` has no `listen`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
 
 #[derive(Debug, Clone)]
 pub struct WatchConfig {
@@ -56,14 +67,14 @@ pub struct Rule {
     pub first_seen: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SinkConfig {
     pub name: String,
     pub kind: SinkKind,
     pub timeout: Duration,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SinkKind {
     Slack { url: Secret },
     Webhook { url: Secret, secret: Option<Secret> },
@@ -144,6 +155,7 @@ impl Loader<'_> {
             None => self.base.join("state"),
         };
         let sinks = self.sinks(&raw.sinks);
+        let server = raw.server.as_ref().and_then(|server| self.server(server));
         let (input, rules) = self.rules_input(&raw, &sinks);
         let ruleset = match RuleSet::compile(&input) {
             Ok(ruleset) => Some(ruleset),
@@ -162,7 +174,25 @@ impl Loader<'_> {
             rules,
             sinks,
             ruleset: Arc::new(ruleset?),
+            server,
         })
+    }
+
+    fn server(&mut self, raw: &Spanned<super::raw::RawServer>) -> Option<ServerConfig> {
+        let (text, offset) = match &raw.get_ref().listen {
+            Some(listen) => (listen.get_ref().as_str(), listen.span().start),
+            None => (DEFAULT_LISTEN, raw.span().start),
+        };
+        match text.parse::<std::net::SocketAddr>() {
+            Ok(listen) => Some(ServerConfig { listen }),
+            Err(_) => {
+                self.error(
+                    offset,
+                    format!("server.listen: {text:?} is not an address and port (e.g. \"127.0.0.1:9464\")"),
+                );
+                None
+            }
+        }
     }
 
     fn watch(&mut self, raw: &RawConfig) -> WatchConfig {

@@ -13,5 +13,7 @@ mod raw;
 mod secret;
 
 pub use diagnostic::Diagnostic;
-pub use load::{load, load_str, Config, Rule, SinkConfig, SinkKind, WatchConfig};
+pub use load::{
+    load, load_str, Config, Rule, ServerConfig, SinkConfig, SinkKind, WatchConfig, DEFAULT_LISTEN,
+};
 pub use secret::Secret;

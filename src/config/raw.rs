@@ -30,6 +30,18 @@ pub struct RawConfig {
     /// Where alerts go; with no sinks at all, a file sink writing to `alerts/`.
     #[serde(default)]
     pub sinks: BTreeMap<String, Spanned<RawSink>>,
+    /// The health and metrics HTTP server; off when the table is absent.
+    pub server: Option<Spanned<RawServer>>,
+}
+
+/// `[server]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    /// Address and port of `/healthz`, `/readyz` and `/metrics`, e.g.
+    /// "127.0.0.1:9464" (the default). Anything not on loopback is reachable
+    /// from the network: the endpoints have no authentication.
+    pub listen: Option<Spanned<String>>,
 }
 
 /// `[watch]`
