@@ -146,15 +146,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         store: reloader_store,
     };
     tracker.spawn(reloader.run(hangups, saves, cancel.child_token()));
-    let heartbeat = Heartbeat {
-        notifier: notifier.clone(),
-        live: live.clone(),
-        store: heartbeat_store,
-        pings: ping_tx,
-        ingest,
-    };
-    tracker.spawn(heartbeat.run(cancel.child_token()));
-    tracker.close();
     telemetry.metrics.config_loaded(unix_now());
     info!(
         dir = %watch_dir.display(),
@@ -165,6 +156,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     notifier.ready(&status_line(&config, Some(pending)));
     drop(config);
+    // After READY=1: systemd counts watchdog pings from readiness on.
+    let heartbeat = Heartbeat {
+        notifier: notifier.clone(),
+        live: live.clone(),
+        store: heartbeat_store,
+        pings: ping_tx,
+        ingest,
+    };
+    tracker.spawn(heartbeat.run(cancel.child_token()));
+    tracker.close();
 
     wait_for_stop().await;
     notifier.stopping();

@@ -416,7 +416,11 @@ fn readyz_follows_sink_health_and_the_watched_folder() {
     assert_eq!(status, 503);
     assert!(body.contains("does not exist"), "{body}");
     std::fs::create_dir(workspace.path("articles")).expect("mkdir");
-    assert_eq!(get(&address, "/readyz").0, 200);
+    assert!(
+        wait_until(WAIT, || get(&address, "/readyz").0 == 200),
+        "{}",
+        get(&address, "/readyz").1
+    );
 }
 
 /// `--log-format json` writes one JSON object per line, with one line per
