@@ -1,6 +1,8 @@
-//! The command line (SPEC.md): `run` (the default), `check` and `test`.
-//! Parses arguments, loads the config, dispatches, and maps failures to exit
-//! codes: 78 (EX_CONFIG) for an invalid config, 1 for any other error.
+//! The command line (SPEC.md): `run` (the default), `check` and `test`, and
+//! the extensions `outbox`, `send-test`, `replay` and `completions`. Parses
+//! arguments, sets up logging, loads the config, dispatches, and maps
+//! failures to exit codes: 78 (EX_CONFIG) for an invalid config, 1 for any
+//! other error.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,6 +26,15 @@ pub struct Cli {
     /// The config file (used when no command is given).
     #[arg(short, long, default_value = "config.toml", global = true)]
     pub config: PathBuf,
+    /// Log format: human-readable text, or one JSON object per line for log shippers.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -46,6 +57,25 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<OutboxAction>,
     },
+    /// Send one clearly marked test alert to a sink, to check it works.
+    SendTest {
+        /// The sink's name (its table name in config.toml).
+        sink: String,
+    },
+    /// Run the current rules over old articles and deliver the alerts (back-testing).
+    Replay {
+        /// Only articles published on or after this day (YYYY-MM-DD) send alerts.
+        #[arg(long, value_parser = crate::commands::replay::parse_date)]
+        since: Option<chrono::NaiveDate>,
+        /// Only this rule's alerts (repeatable); default: every rule.
+        #[arg(long = "rule", value_name = "ID")]
+        rules: Vec<String>,
+        /// Files, or folders whose files are read in name order.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
 }
 
 #[derive(Debug, Subcommand)]
@@ -60,18 +90,44 @@ pub enum OutboxAction {
     },
 }
 
-/// Sets up logging: human-readable to stderr, level from `RUST_LOG` (default info).
-pub fn init_tracing() {
+/// Sets up logging to stderr, level from `RUST_LOG` (default info), as text
+/// or JSON lines. When stderr is the journal (systemd sets `JOURNAL_STREAM`),
+/// lines carry no timestamp and no colours: journald adds its own.
+pub fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match (format, stderr_is_journal()) {
+        (LogFormat::Text, false) => builder.init(),
+        (LogFormat::Text, true) => builder.without_time().with_ansi(false).init(),
+        (LogFormat::Json, false) => builder.json().init(),
+        (LogFormat::Json, true) => builder.json().without_time().init(),
+    }
+}
+
+/// True when stderr is the stream systemd named in `JOURNAL_STREAM` ("DEV:INODE").
+fn stderr_is_journal() -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((device, inode)) = stream.to_str().and_then(|s| s.split_once(':')) else {
+        return false;
+    };
+    match std::fs::metadata("/proc/self/fd/2") {
+        Ok(stderr) => device.parse() == Ok(stderr.dev()) && inode.parse() == Ok(stderr.ino()),
+        Err(_) => false,
+    }
 }
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
+    if let Some(Command::Completions { shell }) = cli.command {
+        crate::commands::completions::run(shell);
+        return ExitCode::SUCCESS;
+    }
     let config = match crate::ruletest::load_and_test(&cli.config) {
         Ok(config) => config,
         Err(diagnostics) => {
@@ -95,6 +151,13 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Test { json, paths } => crate::commands::test::run(config, json, &paths),
         Command::Outbox { action } => crate::commands::outbox::run(&config, action),
+        Command::SendTest { sink } => crate::commands::send_test::run(&config, &sink),
+        Command::Replay {
+            since,
+            rules,
+            paths,
+        } => crate::commands::replay::run(config, since, &rules, &paths),
+        Command::Completions { .. } => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,4 +12,5 @@ pub mod ingest;
 pub mod pipeline;
 pub mod rules;
 pub mod ruletest;
+pub mod service;
 pub mod state;

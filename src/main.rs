@@ -4,6 +4,6 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = newswatch::cli::Cli::parse();
-    newswatch::cli::init_tracing();
+    newswatch::cli::init_tracing(cli.log_format);
     newswatch::cli::run(cli)
 }

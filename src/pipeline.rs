@@ -64,6 +64,12 @@ impl Pipeline {
         &self.config
     }
 
+    /// Runs the next articles on `config` (a live reload). The caller
+    /// swaps only between articles, so one in flight keeps its rules.
+    pub fn set_config(&mut self, config: Arc<Config>) {
+        self.config = config;
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }

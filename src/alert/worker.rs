@@ -22,6 +22,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::alert::send::{SendError, Sender};
 use crate::config::SinkConfig;
+use crate::service::{telemetry, DeliveryOutcome};
 use crate::state::Store;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
@@ -110,12 +111,15 @@ pub async fn run_sink_worker(
                     info!(sink = %name, "sink is healthy again");
                 }
                 info!(sink = %name, rule = %delivery.rule, alert = %delivery.alert_id, attempts, "alert delivered");
+                telemetry().delivery(&name, DeliveryOutcome::Delivered);
                 store.mark_delivered(delivery.seq, attempts)
             }
             Err(SendError::SinkUnhealthy(message))
                 if !too_old(delivery.created_at_ms, sink.retry.max_age) =>
             {
                 unhealthy = true;
+                telemetry().delivery(&name, DeliveryOutcome::Retry);
+                telemetry().health.sink_unhealthy(&name, &message);
                 error!(
                     sink = %name, rule = %delivery.rule, alert = %delivery.alert_id, attempts, error = %message,
                     retry_in_s = UNHEALTHY_PAUSE.as_secs(),
@@ -133,6 +137,7 @@ pub async fn run_sink_worker(
                     sink = %name, rule = %delivery.rule, alert = %delivery.alert_id, attempts, error = %message,
                     max_age_s = sink.retry.max_age.as_secs(), "sink unhealthy for max_age; kept as a dead letter"
                 );
+                telemetry().delivery(&name, DeliveryOutcome::Dead);
                 store.mark_dead(delivery.seq, attempts, &message)
             }
             Err(SendError::Permanent(message)) => {
@@ -140,6 +145,7 @@ pub async fn run_sink_worker(
                     sink = %name, rule = %delivery.rule, alert = %delivery.alert_id, attempts, error = %message,
                     "delivery failed permanently; kept as a dead letter"
                 );
+                telemetry().delivery(&name, DeliveryOutcome::Dead);
                 store.mark_dead(delivery.seq, attempts, &message)
             }
             Err(SendError::Retryable {
@@ -151,6 +157,7 @@ pub async fn run_sink_worker(
                         sink = %name, rule = %delivery.rule, alert = %delivery.alert_id, attempts, error = %message,
                         max_age_s = sink.retry.max_age.as_secs(), "delivery still failing after max_age; kept as a dead letter"
                     );
+                    telemetry().delivery(&name, DeliveryOutcome::Dead);
                     store.mark_dead(delivery.seq, attempts, &message)
                 } else {
                     let delay = backoff(attempts, sink.retry.max_backoff)
@@ -159,6 +166,7 @@ pub async fn run_sink_worker(
                         sink = %name, rule = %delivery.rule, alert = %delivery.alert_id, attempts, error = %message,
                         retry_in_ms = delay.as_millis() as u64, "delivery failed, will retry"
                     );
+                    telemetry().delivery(&name, DeliveryOutcome::Retry);
                     store.schedule_retry(
                         delivery.seq,
                         attempts,

@@ -61,7 +61,7 @@ pub fn run(config: Config, json: bool, paths: &[PathBuf]) -> anyhow::Result<()> 
 }
 
 /// Files as given; folders replaced by their article files, sorted by name.
-fn expand(paths: &[PathBuf], extensions: &[String]) -> anyhow::Result<Vec<PathBuf>> {
+pub(crate) fn expand(paths: &[PathBuf], extensions: &[String]) -> anyhow::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {

@@ -39,6 +39,8 @@ pub struct Config {
     pub ruleset: Arc<RuleSet>,
     /// `[[tests]]`, validated (see `crate::ruletest` for running them).
     pub tests: Vec<RuleTest>,
+    /// The health and metrics server, when `[server]` is present.
+    pub server: Option<ServerConfig>,
 }
 
 /// One `[[tests]]` entry.
@@ -61,6 +63,15 @@ pub enum TestArticle {
     File(PathBuf),
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Where `/healthz`, `/readyz` and `/metrics` are served.
+    pub listen: std::net::SocketAddr,
+}
+
+/// Where the server listens when `[server]` has no `listen`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
+
 #[derive(Debug, Clone)]
 pub struct WatchConfig {
     pub dir: PathBuf,
@@ -79,7 +90,7 @@ pub struct Rule {
     pub first_seen: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SinkConfig {
     pub name: String,
     pub kind: SinkKind,
@@ -114,7 +125,7 @@ pub struct RateLimit {
     pub burst: u32,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SinkKind {
     Slack { url: Secret },
     Webhook { url: Secret, secret: Option<Secret> },
@@ -195,6 +206,7 @@ impl Loader<'_> {
             None => self.base.join("state"),
         };
         let sinks = self.sinks(&raw.sinks);
+        let server = raw.server.as_ref().and_then(|server| self.server(server));
         let (input, rules) = self.rules_input(&raw, &sinks);
         let tests = self.tests(&raw, &rules);
         let ruleset = match RuleSet::compile(&input) {
@@ -215,6 +227,7 @@ impl Loader<'_> {
             sinks,
             ruleset: Arc::new(ruleset?),
             tests,
+            server,
         })
     }
 
@@ -287,6 +300,23 @@ impl Loader<'_> {
             }
         }
         tests
+    }
+
+    fn server(&mut self, raw: &Spanned<super::raw::RawServer>) -> Option<ServerConfig> {
+        let (text, offset) = match &raw.get_ref().listen {
+            Some(listen) => (listen.get_ref().as_str(), listen.span().start),
+            None => (DEFAULT_LISTEN, raw.span().start),
+        };
+        match text.parse::<std::net::SocketAddr>() {
+            Ok(listen) => Some(ServerConfig { listen }),
+            Err(_) => {
+                self.error(
+                    offset,
+                    format!("server.listen: {text:?} is not an address and port (e.g. \"127.0.0.1:9464\")"),
+                );
+                None
+            }
+        }
     }
 
     fn watch(&mut self, raw: &RawConfig) -> WatchConfig {

@@ -34,6 +34,8 @@ pub struct RawConfig {
     /// daemon starts: a config whose tests fail is not valid.
     #[serde(default)]
     pub tests: Vec<Spanned<RawTest>>,
+    /// The health and metrics HTTP server; off when the table is absent.
+    pub server: Option<Spanned<RawServer>>,
 }
 
 /// `[[tests]]`: an article and the rules that must (not) fire on it.
@@ -52,6 +54,16 @@ pub struct RawTest {
     /// Rule ids that must not fire on the article.
     #[serde(default)]
     pub expect_not: Vec<Spanned<String>>,
+}
+
+/// `[server]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    /// Address and port of `/healthz`, `/readyz` and `/metrics`, e.g.
+    /// "127.0.0.1:9464" (the default). Anything not on loopback is reachable
+    /// from the network: the endpoints have no authentication.
+    pub listen: Option<Spanned<String>>,
 }
 
 /// `[watch]`

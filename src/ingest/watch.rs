@@ -10,6 +10,8 @@ use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use crate::service::telemetry;
+
 /// What the folder told us.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RawEvent {
@@ -71,6 +73,7 @@ impl FolderWatch {
         match identity {
             None => {
                 if self.watcher.take().is_some() {
+                    telemetry().health.set_watch_armed(false);
                     warn!(dir = %self.dir.display(), "the watched folder is gone; waiting for it to come back");
                 }
                 self.identity = None;
@@ -83,6 +86,7 @@ impl FolderWatch {
                     Ok(watcher) => {
                         self.watcher = Some(watcher);
                         self.identity = identity;
+                        telemetry().health.set_watch_armed(true);
                         info!(dir = %self.dir.display(), "the watched folder is back; watch re-armed");
                         WatchState::Rearmed
                     }

@@ -7,8 +7,10 @@
 //! pending deliveries. This module never talks to the network and never
 //! decides anything about rules; it stores what it is given.
 
+mod counts;
 mod outbox;
 mod store;
 
+pub use counts::OutboxCounts;
 pub use outbox::{Delivery, DeliveryStatus};
 pub use store::{FileKey, NewDelivery, ProcessedArticle, Store, StoreError};
