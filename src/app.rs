@@ -20,7 +20,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::alert::send::Sender;
 use crate::config::Config;
-use crate::ingest::{run_ingest, FolderWatch};
+use crate::ingest::{run_ingest, scan_folder, FolderWatch};
 use crate::pipeline::{fired_at_now, Outcome, Pipeline};
 use crate::service::metrics::SkipReason;
 use crate::service::notify::Notifier;
@@ -96,6 +96,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (raw_tx, raw_rx) = mpsc::channel(RAW_EVENT_QUEUE);
     let watch = FolderWatch::arm(&watch_dir, raw_tx)
         .with_context(|| format!("cannot watch {}", watch_dir.display()))?;
+    // Listed after the watch is armed, so a file is either listed or seen
+    // by the watch; READY=1 comes only after this (the startup scan queued).
+    let startup_files = scan_folder(&watch_dir, &config.watch.extensions)
+        .with_context(|| format!("cannot list {}", watch_dir.display()))?;
     telemetry.health.set_watch_armed(true);
     let (ping_tx, ping_rx) = mpsc::channel::<Ping>(1);
     let pipeline = Pipeline::new(config.clone(), store);
@@ -119,6 +123,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let ingest = tracker.spawn(run_ingest(
         watch_dir.clone(),
         config.watch.extensions.clone(),
+        startup_files,
         watch,
         raw_rx,
         ready_tx,

@@ -46,11 +46,13 @@ pub fn scan_folder(dir: &Path, extensions: &[String]) -> std::io::Result<Vec<Pat
 }
 
 /// Turns raw watcher events into ready paths on `ready`, until `cancel`
-/// fires or the pipeline is gone. Starts with a full scan of `dir`; re-arms
+/// fires or the pipeline is gone. Starts by sending `startup`, the files the
+/// caller listed (with [`scan_folder`]) once the watch was armed; re-arms
 /// `watch` (and rescans) when the folder is deleted and comes back.
 pub async fn run_ingest(
     dir: PathBuf,
     extensions: Vec<String>,
+    startup: Vec<PathBuf>,
     mut watch: FolderWatch,
     mut events: mpsc::Receiver<RawEvent>,
     ready: mpsc::Sender<PathBuf>,
@@ -61,7 +63,8 @@ pub async fn run_ingest(
     let mut watch_check =
         tokio::time::interval_at(Instant::now() + WATCH_CHECK_EVERY, WATCH_CHECK_EVERY);
     watch_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    if !send_scan(&dir, &extensions, &ready, &mut settling, "startup").await {
+    info!(dir = %dir.display(), files = startup.len(), scan = "startup", "scanned the watched folder");
+    if !send_files(startup, &ready, &mut settling).await {
         return;
     }
     loop {
@@ -156,18 +159,29 @@ async fn send_scan(
             if why != "reconcile" {
                 info!(dir = %dir.display(), files = files.len(), scan = why, "scanned the watched folder");
             }
-            for path in files {
-                if recently_modified(&path) {
-                    settling.insert(path, Instant::now() + SETTLE);
-                    continue;
-                }
-                if ready.send(path).await.is_err() {
-                    return false;
-                }
-            }
+            send_files(files, ready, settling).await
         }
         Err(e) => {
-            warn!(dir = %dir.display(), error = %e, scan = why, "cannot list the watched folder")
+            warn!(dir = %dir.display(), error = %e, scan = why, "cannot list the watched folder");
+            true
+        }
+    }
+}
+
+/// Sends listed files, deferring those modified less than [`SETTLE`] ago;
+/// false when the pipeline is gone.
+async fn send_files(
+    files: Vec<PathBuf>,
+    ready: &mpsc::Sender<PathBuf>,
+    settling: &mut HashMap<PathBuf, Instant>,
+) -> bool {
+    for path in files {
+        if recently_modified(&path) {
+            settling.insert(path, Instant::now() + SETTLE);
+            continue;
+        }
+        if ready.send(path).await.is_err() {
+            return false;
         }
     }
     true
