@@ -46,8 +46,12 @@ pub enum Command {
     /// Run the rules on files or folders with fresh in-memory state; send nothing.
     Test {
         /// Print one JSON line per alert, exactly the webhook payload.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "explain")]
         json: bool,
+        /// For every rule with a term in the article: which part matched and
+        /// which was missing.
+        #[arg(long)]
+        explain: bool,
         /// Files, or folders whose files are read in name order.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
@@ -149,7 +153,11 @@ pub fn run(cli: Cli) -> ExitCode {
             print_check_summary(&cli.config, &config);
             Ok(())
         }
-        Command::Test { json, paths } => crate::commands::test::run(config, json, &paths),
+        Command::Test {
+            json,
+            explain,
+            paths,
+        } => crate::commands::test::run(config, json, explain, &paths),
         Command::Outbox { action } => crate::commands::outbox::run(&config, action),
         Command::SendTest { sink } => crate::commands::send_test::run(&config, &sink),
         Command::Replay {

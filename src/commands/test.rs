@@ -10,6 +10,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 use crate::alert::payload::Alert;
+use crate::article::{boilerplate, Article};
 use crate::config::Config;
 use crate::ingest::is_candidate;
 use crate::pipeline::{fired_at_now, Outcome, Pipeline};
@@ -18,7 +19,7 @@ use crate::state::Store;
 /// Characters of context shown on each side of a match.
 const CONTEXT: usize = 60;
 
-pub fn run(config: Config, json: bool, paths: &[PathBuf]) -> anyhow::Result<()> {
+pub fn run(config: Config, json: bool, explain: bool, paths: &[PathBuf]) -> anyhow::Result<()> {
     let files = expand(paths, &config.watch.extensions)?;
     let store = Store::open_in_memory().context("cannot create the in-memory state")?;
     let mut pipeline = Pipeline::new(Arc::new(config), store);
@@ -41,6 +42,14 @@ pub fn run(config: Config, json: bool, paths: &[PathBuf]) -> anyhow::Result<()> 
                 } else {
                     let text = std::fs::read(&path).ok();
                     report(&mut out, &path, &alerts, text.as_deref(), color)?;
+                    if explain {
+                        explain_rules(
+                            &mut out,
+                            pipeline.config(),
+                            &path,
+                            text.as_deref().unwrap_or_default(),
+                        )?;
+                    }
                 }
             }
             Outcome::Duplicate { .. } => {
@@ -121,6 +130,39 @@ fn report(
             let line = context.unwrap_or_else(|| highlight(&found.text, color));
             writeln!(out, "    {}: {line}", found.start)?;
         }
+    }
+    Ok(())
+}
+
+/// For each rule with a term found in the article, why it did or did not fire.
+fn explain_rules(
+    out: &mut impl Write,
+    config: &Config,
+    path: &Path,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    let extension = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let Ok(article) = Article::from_bytes(
+        path.to_path_buf(),
+        &extension,
+        bytes,
+        config.watch.max_file_size,
+    ) else {
+        return Ok(());
+    };
+    let text = boilerplate::matchable(&article.text);
+    let touched = config.ruleset.rules_touched(&text);
+    for &rule in &touched {
+        for line in config.ruleset.explain(rule, &text).lines() {
+            writeln!(out, "    {line}")?;
+        }
+    }
+    let silent = config.rules.len() - touched.len();
+    if silent > 0 {
+        writeln!(out, "    ({silent} other rule(s): no term found)")?;
     }
     Ok(())
 }
