@@ -6,16 +6,18 @@
 //! file is reported as an [`Outcome`], never as an error: only a database
 //! failure is an error, and even that is the caller's to log and survive.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tracing::warn;
+use tracing::{debug, info, warn};
 
 use crate::alert::build::{build_alert, FiredRule};
 use crate::alert::payload::{Alert, ArticleRef};
+use crate::article::fingerprint::{Signature, DUPLICATE_SIMILARITY};
 use crate::article::{boilerplate, Article, ReadWarning, SkipReason};
-use crate::config::Config;
+use crate::config::{Config, OnDuplicate};
+use crate::rules::normalize::normalize;
 use crate::state::{FileKey, NewDelivery, ProcessedArticle, Store, StoreError};
 
 /// What happened to one file.
@@ -48,6 +50,11 @@ struct Batch {
     file_keys: HashSet<FileKey>,
     article_ids: HashSet<String>,
     seen: HashSet<SeenEntity>,
+    fingerprints: Vec<(String, Signature)>,
+    /// (rule, throttle key) -> when it fired.
+    fires: HashMap<(String, String), i64>,
+    /// (rule, article id, article reference JSON) counted towards thresholds.
+    threshold_hits: Vec<(String, String, String)>,
 }
 
 pub struct Pipeline {
@@ -160,7 +167,8 @@ impl Pipeline {
                 article_id: article.id,
             });
         }
-        let (alerts, seen) = self.alerts_for(&article, fired_at, &batch.seen)?;
+        let decisions = self.decide(&article, fired_at, batch)?;
+        let alerts = decisions.alerts;
         let mut deliveries = Vec::new();
         for alert in &alerts {
             let payload = serde_json::to_string(alert)?;
@@ -177,13 +185,36 @@ impl Pipeline {
             }
         }
         batch.article_ids.insert(article.id.clone());
-        batch.seen.extend(seen.iter().cloned());
+        batch.seen.extend(decisions.seen.iter().cloned());
+        let now_ms = time_ms(fired_at);
+        if let Some(signature) = &decisions.fingerprint {
+            batch
+                .fingerprints
+                .push((article.id.clone(), signature.clone()));
+        }
+        for fire in &decisions.fires {
+            batch.fires.insert(fire.clone(), now_ms);
+        }
+        for rule in &decisions.thresholds_fired {
+            batch
+                .threshold_hits
+                .retain(|(hit_rule, _, _)| hit_rule != rule);
+        }
+        for (rule, reference) in &decisions.threshold_hits {
+            batch
+                .threshold_hits
+                .push((rule.clone(), article.id.clone(), reference.clone()));
+        }
         batch.articles.push(ProcessedArticle {
             article_id: article.id.clone(),
             file: key,
-            seen,
+            seen: decisions.seen,
             deliveries,
-            now_ms: chrono::Utc::now().timestamp_millis(),
+            now_ms,
+            fingerprint: decisions.fingerprint.map(|s| s.to_bytes()),
+            fires: decisions.fires,
+            threshold_hits: decisions.threshold_hits,
+            thresholds_fired: decisions.thresholds_fired,
         });
         Ok(Outcome::Processed {
             article_id: article.id,
@@ -191,23 +222,40 @@ impl Pipeline {
         })
     }
 
-    /// Runs the rules on the article and applies `first_seen`. Returns the
-    /// alerts and the (rule, entity) pairs they mark as seen.
-    /// `pending_seen` holds pairs seen earlier in the same, not yet
-    /// committed, batch.
-    pub fn alerts_for(
+    /// Runs the rules on the article and applies, per rule, `first_seen`,
+    /// the near-duplicate policy, `threshold` and `throttle`, against the
+    /// database and what `batch` already decided.
+    fn decide(
         &self,
         article: &Article,
         fired_at: &str,
-        pending_seen: &HashSet<SeenEntity>,
-    ) -> Result<(Vec<Alert>, Vec<SeenEntity>), StoreError> {
+        batch: &Batch,
+    ) -> Result<Decisions, StoreError> {
         let ruleset = &self.config.ruleset;
-        let mut alerts = Vec::new();
-        let mut seen = Vec::new();
+        let now_ms = time_ms(fired_at);
+        let mut decisions = Decisions::default();
         // Rules see the story without its comments, related links and pitches;
         // offsets are unchanged, so alerts cite the article as read.
         let matchable = boilerplate::matchable(&article.text);
-        for found in ruleset.scan(&matchable) {
+        let normalized = normalize(&matchable);
+        decisions.fingerprint = Signature::of_words(normalized.text.split_whitespace());
+        if let (Some(max_age), Some(published)) =
+            (self.config.watch.max_article_age, article.published)
+        {
+            let published_ms = published
+                .and_hms_opt(0, 0, 0)
+                .map_or(i64::MIN, |t| t.and_utc().timestamp_millis());
+            if now_ms - published_ms > max_age.as_millis() as i64 + DAY_MS {
+                info!(file = %article.path.display(), published = %published, "article is older than max_article_age; no alerts");
+                return Ok(decisions);
+            }
+        }
+        let found_rules = ruleset.scan_normalized(&normalized);
+        let duplicate_of = match (&decisions.fingerprint, found_rules.is_empty()) {
+            (Some(signature), false) => self.duplicate_of(signature, now_ms, batch)?,
+            _ => None,
+        };
+        for found in found_rules {
             let rule = &self.config.rules[found.rule];
             let mut entities: Vec<String> = Vec::new();
             for (entity, _) in &found.entities {
@@ -219,44 +267,169 @@ impl Pipeline {
             let mut spans = found.spans.clone();
             if rule.first_seen {
                 let mut unseen = self.store.unseen(&rule.id, &entities)?;
-                unseen.retain(|entity| !pending_seen.contains(&(rule.id.clone(), entity.clone())));
+                unseen.retain(|entity| !batch.seen.contains(&(rule.id.clone(), entity.clone())));
                 if unseen.is_empty() {
                     continue;
                 }
-                // Cite only the mentions of entities seen for the first time.
-                let new_mentions: Vec<&std::ops::Range<usize>> = found
-                    .entities
-                    .iter()
-                    .filter(|(entity, _)| unseen.iter().any(|u| u == ruleset.entity_id(*entity)))
-                    .map(|(_, span)| span)
-                    .collect();
-                spans.retain(|span| {
-                    new_mentions
-                        .iter()
-                        .any(|mention| mention.start < span.end && span.start < mention.end)
-                });
+                restrict_to_entities(&mut spans, &found.entities, &unseen, ruleset);
                 for entity in &unseen {
-                    seen.push((rule.id.clone(), entity.clone()));
+                    decisions.seen.push((rule.id.clone(), entity.clone()));
                 }
                 entities = unseen;
+            }
+            if duplicate_of.is_some() && rule.on_duplicate == OnDuplicate::Suppress {
+                debug!(rule = %rule.id, file = %article.path.display(), "near-duplicate of a recent article; suppressed");
+                continue;
+            }
+            let mut counted = Vec::new();
+            if let Some(threshold) = rule.threshold {
+                let since = now_ms - threshold.within.as_millis() as i64;
+                let mut earlier: Vec<(String, String)> =
+                    self.store.threshold_hits(&rule.id, since)?;
+                earlier.extend(
+                    batch
+                        .threshold_hits
+                        .iter()
+                        .filter(|(hit_rule, _, _)| hit_rule == &rule.id)
+                        .map(|(_, id, reference)| (id.clone(), reference.clone())),
+                );
+                earlier.retain(|(id, _)| id != &article.id);
+                let reference = serde_json::to_string(&article_ref(article))?;
+                if earlier.len() + 1 < threshold.count as usize {
+                    decisions.threshold_hits.push((rule.id.clone(), reference));
+                    continue;
+                }
+                decisions.thresholds_fired.push(rule.id.clone());
+                counted = earlier
+                    .iter()
+                    .filter_map(|(_, reference)| serde_json::from_str::<ArticleRef>(reference).ok())
+                    .collect();
+                counted.push(article_ref(article));
+            }
+            if let Some(throttle) = rule.throttle {
+                let since = now_ms - throttle.period.as_millis() as i64;
+                let keys: Vec<String> = if throttle.by_entity {
+                    entities.clone()
+                } else {
+                    vec![String::new()]
+                };
+                let mut open = Vec::new();
+                for key in keys {
+                    let pending = batch.fires.get(&(rule.id.clone(), key.clone())).copied();
+                    let last = pending.or(self.store.last_fire(&rule.id, &key)?);
+                    if last.is_none_or(|at| at < since) {
+                        open.push(key);
+                    }
+                }
+                if open.is_empty() {
+                    debug!(rule = %rule.id, file = %article.path.display(), "throttled");
+                    continue;
+                }
+                if throttle.by_entity {
+                    restrict_to_entities(&mut spans, &found.entities, &open, ruleset);
+                    entities = open.clone();
+                }
+                for key in open {
+                    decisions.fires.push((rule.id.clone(), key));
+                }
             }
             let fired = FiredRule {
                 id: &rule.id,
                 description: &rule.description,
                 severity: rule.severity,
             };
-            alerts.push(build_alert(
+            let mut alert = build_alert(
                 &fired,
                 article_ref(article),
                 &article.text,
                 &spans,
                 entities,
                 fired_at,
-            ));
+            );
+            if rule.on_duplicate == OnDuplicate::Mark {
+                alert.duplicate_of = duplicate_of.clone();
+            }
+            alert.articles = counted;
+            decisions.alerts.push(alert);
         }
-        Ok((alerts, seen))
+        Ok(decisions)
+    }
+
+    /// The most similar recent article (within [`DUPLICATE_WINDOW`]) when it
+    /// is similar enough to be the same story.
+    fn duplicate_of(
+        &self,
+        signature: &Signature,
+        now_ms: i64,
+        batch: &Batch,
+    ) -> Result<Option<String>, StoreError> {
+        let since = now_ms - DUPLICATE_WINDOW.as_millis() as i64;
+        let mut best: Option<(f64, String)> = None;
+        let mut consider = |id: &str, other: &Signature| {
+            let similarity = signature.similarity(other);
+            if similarity >= DUPLICATE_SIMILARITY
+                && best.as_ref().is_none_or(|(b, _)| similarity > *b)
+            {
+                best = Some((similarity, id.to_string()));
+            }
+        };
+        for (id, other) in &batch.fingerprints {
+            consider(id, other);
+        }
+        for (id, bytes) in self
+            .store
+            .recent_fingerprints(since, DUPLICATE_CANDIDATES)?
+        {
+            if let Some(other) = Signature::from_bytes(&bytes) {
+                consider(&id, &other);
+            }
+        }
+        Ok(best.map(|(_, id)| id))
     }
 }
+
+/// What the rules decided about one article, and what must be recorded.
+#[derive(Default)]
+struct Decisions {
+    alerts: Vec<Alert>,
+    seen: Vec<SeenEntity>,
+    fingerprint: Option<Signature>,
+    fires: Vec<(String, String)>,
+    threshold_hits: Vec<(String, String)>,
+    thresholds_fired: Vec<String>,
+}
+
+/// Keeps the spans that cite a mention of one of `keep` (entity ids).
+fn restrict_to_entities(
+    spans: &mut Vec<std::ops::Range<usize>>,
+    mentions: &[(usize, std::ops::Range<usize>)],
+    keep: &[String],
+    ruleset: &crate::rules::RuleSet,
+) {
+    let kept: Vec<&std::ops::Range<usize>> = mentions
+        .iter()
+        .filter(|(entity, _)| keep.iter().any(|k| k == ruleset.entity_id(*entity)))
+        .map(|(_, span)| span)
+        .collect();
+    spans.retain(|span| {
+        kept.iter()
+            .any(|m| m.start < span.end && span.start < m.end)
+    });
+}
+
+/// `fired_at` (RFC 3339) in milliseconds; the wall clock if it does not parse.
+fn time_ms(fired_at: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(fired_at).map_or_else(
+        |_| chrono::Utc::now().timestamp_millis(),
+        |t| t.timestamp_millis(),
+    )
+}
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
+/// How far back near-duplicates are looked for.
+pub const DUPLICATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+/// The most recent articles compared for near-duplicates.
+const DUPLICATE_CANDIDATES: usize = 20_000;
 
 fn article_ref(article: &Article) -> ArticleRef {
     ArticleRef {
@@ -372,5 +545,187 @@ first_seen = true
             "{again:?}"
         );
         assert_eq!(pipeline.store().pending_count().expect("count"), 3);
+    }
+}
+
+#[cfg(test)]
+mod time_tests {
+    use super::*;
+
+    const CONFIG: &str = r#"
+[watch]
+dir = "articles"
+max_article_age = "30d"
+
+[entities.tor-m2]
+class = "air-defense"
+aliases = ["Tor-M2"]
+
+[entities.pantsir]
+class = "air-defense"
+aliases = ["Pantsir"]
+
+[rules.tobruk]
+match = 'Tobruk'
+throttle = "6h"
+
+[rules.systems]
+match = 'class:air-defense'
+throttle = "6h"
+throttle_by = "entity"
+
+[rules.benghazi-wave]
+match = 'Benghazi'
+threshold = { count = 3, within = "24h" }
+
+[rules.minsk]
+match = 'Minsk'
+on_duplicate = "suppress"
+
+[rules.minsk-marked]
+match = 'Minsk'
+"#;
+
+    struct Harness {
+        dir: tempfile::TempDir,
+        pipeline: Pipeline,
+        counter: usize,
+    }
+
+    impl Harness {
+        fn new() -> Harness {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let config =
+                crate::config::load_str(&dir.path().join("config.toml"), CONFIG, &|_| None)
+                    .expect("config");
+            let store = Store::open(&dir.path().join("state")).expect("store");
+            Harness {
+                dir,
+                pipeline: Pipeline::new(Arc::new(config), store),
+                counter: 0,
+            }
+        }
+
+        /// Processes `text` as a new file at `at` (RFC 3339); the rules that fired.
+        fn at(&mut self, at: &str, text: &str) -> Vec<Alert> {
+            self.counter += 1;
+            let path = self.dir.path().join(format!("{}.txt", self.counter));
+            std::fs::write(&path, text).expect("write");
+            match self.pipeline.process_path(&path, at).expect("process") {
+                Outcome::Processed { alerts, .. } => alerts,
+                other => panic!("expected processed, got {other:?}"),
+            }
+        }
+
+        fn reopen(&mut self) {
+            let store = Store::open(&self.dir.path().join("state")).expect("store");
+            self.pipeline = Pipeline::new(self.pipeline.config().clone(), store);
+        }
+    }
+
+    fn rules(alerts: &[Alert]) -> Vec<(&str, Vec<&str>)> {
+        alerts
+            .iter()
+            .map(|a| {
+                (
+                    a.rule.as_str(),
+                    a.entities.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn throttle_limits_alerts_per_rule_or_entity_and_survives_a_restart() {
+        let mut h = Harness::new();
+        assert_eq!(
+            rules(&h.at("2025-05-26T10:00:00Z", "Tobruk base, a Tor-M2.")),
+            [("tobruk", vec![]), ("systems", vec!["tor-m2"])]
+        );
+        // Within 6 h: Tobruk is throttled; Tor-M2 too, Pantsir is another entity.
+        assert_eq!(
+            rules(&h.at("2025-05-26T12:00:00Z", "Tobruk again, Tor-M2 and Pantsir.")),
+            [("systems", vec!["pantsir"])]
+        );
+        h.reopen();
+        assert_eq!(
+            rules(&h.at("2025-05-26T15:59:00Z", "Tobruk, Tor-M2 once more.")),
+            []
+        );
+        assert_eq!(
+            rules(&h.at("2025-05-26T16:01:00Z", "Tobruk, Tor-M2 after the window.")),
+            [("tobruk", vec![]), ("systems", vec!["tor-m2"])]
+        );
+    }
+
+    #[test]
+    fn a_threshold_fires_on_the_nth_article_within_the_window_and_lists_them() {
+        let mut h = Harness::new();
+        assert!(h
+            .at("2025-05-26T10:00:00Z", "News from Benghazi, one.")
+            .is_empty());
+        assert!(h
+            .at("2025-05-27T11:00:00Z", "News from Benghazi, two.")
+            .is_empty());
+        h.reopen();
+        // The first one fell out of the 24 h window: two in the window now.
+        assert!(h
+            .at("2025-05-27T12:00:00Z", "News from Benghazi, three.")
+            .is_empty());
+        let alerts = h.at("2025-05-27T13:00:00Z", "News from Benghazi, four.");
+        assert_eq!(rules(&alerts), [("benghazi-wave", vec![])]);
+        let listed: Vec<&str> = alerts[0]
+            .articles
+            .iter()
+            .map(|a| a.path.rsplit('/').next().unwrap_or(""))
+            .collect();
+        assert_eq!(listed, ["2.txt", "3.txt", "4.txt"]);
+        // Counted articles are used up: the next one starts a new count.
+        assert!(h
+            .at("2025-05-27T14:00:00Z", "News from Benghazi, five.")
+            .is_empty());
+    }
+
+    #[test]
+    fn old_articles_raise_no_alerts() {
+        let mut h = Harness::new();
+        assert!(h
+            .at(
+                "2025-07-01T00:00:00Z",
+                "Tobruk report\n\nOn 18 February 2025 talks on Tobruk."
+            )
+            .is_empty());
+        assert_eq!(
+            rules(&h.at(
+                "2025-03-01T00:00:00Z",
+                "Tobruk report\n\nOn 18 February 2025 more on Tobruk."
+            )),
+            [("tobruk", vec![])]
+        );
+    }
+
+    #[test]
+    fn near_duplicates_are_suppressed_or_marked_per_rule() {
+        let mut h = Harness::new();
+        let story = "Haftar visited Minsk where he met President Lukashenko and Prime Minister Golovchenko, and the two sides discussed buses, tractors and a Belarusian role at an air base. The visit lasted three days and was hosted by the chairman of the KGB. Officials in Benghazi said agreements on agriculture and education would follow, and that a trade office would open in the spring to support Belarusian companies in eastern Libya.";
+        let first = h.at("2025-02-18T10:00:00Z", story);
+        assert_eq!(rules(&first), [("minsk", vec![]), ("minsk-marked", vec![])]);
+        assert_eq!(first[1].duplicate_of, None);
+        let rerun = h.at(
+            "2025-02-18T12:00:00Z",
+            &format!(
+                "MINSK (Agencies) - {}",
+                story.replace("three days", "72 hours")
+            ),
+        );
+        assert_eq!(
+            rules(&rerun),
+            [("minsk-marked", vec![])],
+            "suppressed by one rule, marked by the other"
+        );
+        assert!(rerun[0].duplicate_of.is_some());
+        let fresh = h.at("2025-02-18T13:00:00Z", "Minsk: a new agreement on potash transit was signed today by the transport ministers of both countries, who met at the border crossing near Brest and inspected the new rail terminal that will carry fertiliser exports to ports on the Baltic coast. Railway officials said the first trains would run in the summer, after customs procedures are simplified and tariffs for transit cargo agreed.");
+        assert_eq!(rules(&fresh), [("minsk", vec![]), ("minsk-marked", vec![])]);
+        assert_eq!(fresh[1].duplicate_of, None);
     }
 }

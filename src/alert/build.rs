@@ -52,6 +52,8 @@ pub fn build_alert(
         entities,
         matches,
         fired_at: fired_at.to_string(),
+        duplicate_of: None,
+        articles: Vec::new(),
     }
 }
 

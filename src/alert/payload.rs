@@ -45,6 +45,14 @@ pub struct Alert {
     pub snippet: String,
     /// When the alert fired, RFC 3339 in UTC with a `Z` suffix, whole seconds.
     pub fired_at: String,
+    /// The recent article this one is a near-duplicate of (same story, other
+    /// outlet), when the rule marks duplicates. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<String>,
+    /// For a `threshold` rule: every article that counted, oldest first
+    /// (this one last). Absent otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub articles: Vec<ArticleRef>,
 }
 
 /// The article an alert is about.

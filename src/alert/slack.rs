@@ -490,6 +490,8 @@ mod tests {
             }],
             snippet: "... The visit to Minsk, which has very close ties ...".to_string(),
             fired_at: "2026-11-22T05:00:00Z".to_string(),
+            duplicate_of: None,
+            articles: Vec::new(),
         }
     }
 

@@ -19,6 +19,7 @@ pub mod boilerplate;
 mod date;
 mod decode;
 mod extract;
+pub mod fingerprint;
 
 use std::path::PathBuf;
 

@@ -35,6 +35,8 @@ pub fn test_alert(fired_at: &str) -> Alert {
         matches: Vec::new(),
         snippet: "This is a test alert sent by `newswatch send-test` to check that this sink receives alerts. It is not about any article.".to_string(),
         fired_at: fired_at.to_string(),
+        duplicate_of: None,
+        articles: Vec::new(),
     }
 }
 

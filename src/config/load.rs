@@ -78,6 +78,8 @@ pub struct WatchConfig {
     /// Lower-case extensions without the dot.
     pub extensions: Vec<String>,
     pub max_file_size: u64,
+    /// Older articles raise no alerts.
+    pub max_article_age: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -88,6 +90,35 @@ pub struct Rule {
     /// Indexes into [`Config::sinks`].
     pub sinks: Vec<usize>,
     pub first_seen: bool,
+    pub throttle: Option<Throttle>,
+    pub threshold: Option<Threshold>,
+    pub on_duplicate: OnDuplicate,
+}
+
+/// At most one alert per `period`, per rule or per (rule, entity).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Throttle {
+    pub period: Duration,
+    pub by_entity: bool,
+}
+
+/// Fire when `count` distinct articles matched within `within`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Threshold {
+    pub count: u32,
+    pub within: Duration,
+}
+
+/// What a rule does when the article is a near-duplicate of a recent one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnDuplicate {
+    /// Alert, with `duplicate_of` naming the earlier article.
+    #[default]
+    Mark,
+    /// No alert.
+    Suppress,
+    /// Alert as if the article were new.
+    Alert,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -355,10 +386,24 @@ impl Loader<'_> {
             },
             None => DEFAULT_MAX_FILE_SIZE,
         };
+        let max_article_age = match &raw.watch.max_article_age {
+            Some(value) => match parse_duration(value.get_ref()) {
+                Ok(duration) => Some(duration),
+                Err(message) => {
+                    self.error(
+                        value.span().start,
+                        format!("watch.max_article_age: {message}"),
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
         WatchConfig {
             dir,
             extensions,
             max_file_size,
+            max_article_age,
         }
     }
 
@@ -758,6 +803,7 @@ impl Loader<'_> {
                     indexes
                 }
             };
+            let (throttle, threshold, on_duplicate) = self.time_settings(id, spanned, &expr);
             rules.push(Rule {
                 id: id.clone(),
                 description: rule
@@ -767,6 +813,9 @@ impl Loader<'_> {
                 severity: rule.severity.unwrap_or_default(),
                 sinks: sink_indexes,
                 first_seen,
+                throttle,
+                threshold,
+                on_duplicate,
             });
             input.rules.push(RuleDef {
                 id: id.clone(),
@@ -774,6 +823,122 @@ impl Loader<'_> {
             });
         }
         (input, rules)
+    }
+
+    /// `throttle`, `throttle_by`, `threshold` and `on_duplicate` of a rule.
+    fn time_settings(
+        &mut self,
+        id: &str,
+        spanned: &Spanned<RawRule>,
+        expr: &Expr,
+    ) -> (Option<Throttle>, Option<Threshold>, OnDuplicate) {
+        let rule = spanned.get_ref();
+        let throttle =
+            rule.throttle
+                .as_ref()
+                .and_then(|value| match parse_duration(value.get_ref()) {
+                    Ok(period) if !period.is_zero() => Some(period),
+                    Ok(_) => {
+                        self.error(
+                            value.span().start,
+                            format!("rule \"{id}\": throttle must be longer than zero"),
+                        );
+                        None
+                    }
+                    Err(message) => {
+                        self.error(
+                            value.span().start,
+                            format!("rule \"{id}\": throttle: {message}"),
+                        );
+                        None
+                    }
+                });
+        let by_entity = match rule.throttle_by.as_ref() {
+            None => false,
+            Some(value) => match value.get_ref().as_str() {
+                "rule" => false,
+                "entity" => {
+                    if !mentions_entities(expr) {
+                        self.error(
+                            value.span().start,
+                            format!("rule \"{id}\": throttle_by = \"entity\" needs an entity: or class: term"),
+                        );
+                    }
+                    true
+                }
+                other => {
+                    self.error(
+                        value.span().start,
+                        format!("rule \"{id}\": throttle_by must be \"rule\" or \"entity\", not {other:?}"),
+                    );
+                    false
+                }
+            },
+        };
+        if rule.throttle_by.is_some() && rule.throttle.is_none() {
+            if let Some(value) = &rule.throttle_by {
+                self.error(
+                    value.span().start,
+                    format!("rule \"{id}\": throttle_by needs throttle"),
+                );
+            }
+        }
+        let threshold = rule.threshold.as_ref().and_then(|value| {
+            let raw = value.get_ref();
+            if raw.count < 2 {
+                self.error(
+                    value.span().start,
+                    format!("rule \"{id}\": threshold.count must be 2 or more"),
+                );
+                return None;
+            }
+            match parse_duration(&raw.within) {
+                Ok(within) if !within.is_zero() => Some(Threshold {
+                    count: raw.count,
+                    within,
+                }),
+                Ok(_) => {
+                    self.error(
+                        value.span().start,
+                        format!("rule \"{id}\": threshold.within must be longer than zero"),
+                    );
+                    None
+                }
+                Err(message) => {
+                    self.error(
+                        value.span().start,
+                        format!("rule \"{id}\": threshold.within: {message}"),
+                    );
+                    None
+                }
+            }
+        });
+        if threshold.is_some() && rule.first_seen.as_ref().is_some_and(|f| *f.get_ref()) {
+            self.error(
+                spanned.span().start,
+                format!("rule \"{id}\": first_seen and threshold cannot be combined"),
+            );
+        }
+        let on_duplicate = match rule.on_duplicate.as_ref() {
+            None => OnDuplicate::default(),
+            Some(value) => match value.get_ref().as_str() {
+                "mark" => OnDuplicate::Mark,
+                "suppress" => OnDuplicate::Suppress,
+                "alert" => OnDuplicate::Alert,
+                other => {
+                    self.error(
+                        value.span().start,
+                        format!("rule \"{id}\": on_duplicate must be \"mark\", \"suppress\" or \"alert\", not {other:?}"),
+                    );
+                    OnDuplicate::default()
+                }
+            },
+        };
+        (
+            throttle.map(|period| Throttle { period, by_entity }),
+            threshold,
+            on_duplicate,
+        )
     }
 
     /// Byte offset in the file of byte `offset` inside a match expression.

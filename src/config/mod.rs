@@ -14,7 +14,7 @@ mod secret;
 
 pub use diagnostic::Diagnostic;
 pub use load::{
-    load, load_str, Config, RateLimit, RetryPolicy, Rule, RuleTest, ServerConfig, SinkConfig,
-    SinkKind, TestArticle, WatchConfig, DEFAULT_LISTEN,
+    load, load_str, Config, OnDuplicate, RateLimit, RetryPolicy, Rule, RuleTest, ServerConfig,
+    SinkConfig, SinkKind, TestArticle, Threshold, Throttle, WatchConfig, DEFAULT_LISTEN,
 };
 pub use secret::Secret;

@@ -77,6 +77,9 @@ pub struct RawWatch {
     pub extensions: Option<Spanned<Vec<Spanned<String>>>>,
     /// Larger files are skipped with a warning, e.g. "16 MiB" (the default).
     pub max_file_size: Option<Spanned<String>>,
+    /// Articles published longer ago than this (by their date line) are
+    /// recorded but raise no alerts, e.g. "30d" (default: no limit).
+    pub max_article_age: Option<Spanned<String>>,
 }
 
 /// `[state]`
@@ -116,6 +119,28 @@ pub struct RawRule {
     pub sinks: Option<Spanned<Vec<Spanned<String>>>>,
     /// Fire once per entity, the first time it is ever seen.
     pub first_seen: Option<Spanned<bool>>,
+    /// At most one alert per this period, e.g. "6h" (default: no limit).
+    pub throttle: Option<Spanned<String>>,
+    /// What `throttle` counts: "rule" (the default: one alert per period) or
+    /// "entity" (one alert per entity per period).
+    pub throttle_by: Option<Spanned<String>>,
+    /// Fire only when `count` distinct articles matched `within` a period,
+    /// e.g. `{ count = 3, within = "24h" }`; the alert lists them.
+    pub threshold: Option<Spanned<RawThreshold>>,
+    /// When the article is a near-duplicate of a recent one: "mark" (the
+    /// default: alert with `duplicate_of`), "suppress" (no alert) or "alert"
+    /// (alert as if new).
+    pub on_duplicate: Option<Spanned<String>>,
+}
+
+/// `threshold = { count = N, within = "24h" }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawThreshold {
+    /// Distinct articles needed (2 or more).
+    pub count: u32,
+    /// The window they must fall in, e.g. "24h".
+    pub within: String,
 }
 
 /// `[sinks.NAME]`: one table for every sink type; `load` checks which keys

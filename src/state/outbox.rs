@@ -169,6 +169,7 @@ mod tests {
                         })
                         .collect(),
                     now_ms: 7,
+                    ..ProcessedArticle::default()
                 })
                 .expect("commit");
         }

@@ -19,7 +19,7 @@ pub enum StoreError {
 }
 
 /// Identity of a file on disk, to skip unchanged files without reading them.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct FileKey {
     pub path: String,
     pub size: u64,
@@ -37,7 +37,7 @@ pub struct NewDelivery {
 }
 
 /// Everything to record, atomically, once an article was processed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ProcessedArticle {
     pub article_id: String,
     pub file: FileKey,
@@ -46,6 +46,14 @@ pub struct ProcessedArticle {
     pub deliveries: Vec<NewDelivery>,
     /// Milliseconds since the Unix epoch.
     pub now_ms: i64,
+    /// The article's near-duplicate signature (MinHash bytes), if any.
+    pub fingerprint: Option<Vec<u8>>,
+    /// (rule, throttle key) pairs that fired now.
+    pub fires: Vec<(String, String)>,
+    /// (rule, article reference as JSON): matches counted towards a threshold.
+    pub threshold_hits: Vec<(String, String)>,
+    /// Rules whose threshold fired now: their counted matches are used up.
+    pub thresholds_fired: Vec<String>,
 }
 
 /// A connection to the state database. Each task that needs the database
@@ -88,6 +96,25 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (sink, status, seq);
+CREATE TABLE IF NOT EXISTS fingerprints (
+    article_id TEXT PRIMARY KEY,
+    signature BLOB NOT NULL,
+    at_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS fingerprints_at ON fingerprints (at_ms);
+CREATE TABLE IF NOT EXISTS rule_fires (
+    rule TEXT NOT NULL,
+    key TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    PRIMARY KEY (rule, key)
+);
+CREATE TABLE IF NOT EXISTS rule_hits (
+    rule TEXT NOT NULL,
+    article_id TEXT NOT NULL,
+    article TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    PRIMARY KEY (rule, article_id)
+);
 ";
 
 impl Store {
@@ -226,6 +253,27 @@ impl Store {
                         processed.now_ms
                     ])?;
                 }
+                if let Some(signature) = &processed.fingerprint {
+                    transaction.execute(
+                        "INSERT OR REPLACE INTO fingerprints (article_id, signature, at_ms) VALUES (?1, ?2, ?3)",
+                        params![processed.article_id, signature, processed.now_ms],
+                    )?;
+                }
+                for (rule, key) in &processed.fires {
+                    transaction.execute(
+                        "INSERT OR REPLACE INTO rule_fires (rule, key, at_ms) VALUES (?1, ?2, ?3)",
+                        params![rule, key, processed.now_ms],
+                    )?;
+                }
+                for rule in &processed.thresholds_fired {
+                    transaction.execute("DELETE FROM rule_hits WHERE rule = ?1", params![rule])?;
+                }
+                for (rule, article) in &processed.threshold_hits {
+                    transaction.execute(
+                        "INSERT OR REPLACE INTO rule_hits (rule, article_id, article, at_ms) VALUES (?1, ?2, ?3, ?4)",
+                        params![rule, processed.article_id, article, processed.now_ms],
+                    )?;
+                }
                 for delivery in &processed.deliveries {
                     insert_delivery.execute(params![
                         delivery_id(&delivery.alert_id, &delivery.sink),
@@ -241,6 +289,49 @@ impl Store {
         }
         transaction.commit()?;
         Ok(recorded)
+    }
+}
+
+impl Store {
+    /// Near-duplicate signatures of articles processed since `since_ms`,
+    /// newest first (at most `limit`).
+    pub fn recent_fingerprints(
+        &self,
+        since_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut statement = self.connection.prepare_cached(
+            "SELECT article_id, signature FROM fingerprints WHERE at_ms >= ?1 ORDER BY at_ms DESC LIMIT ?2",
+        )?;
+        let rows = statement.query_map(params![since_ms, limit as i64], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// When rule `rule` last fired for throttle key `key`.
+    pub fn last_fire(&self, rule: &str, key: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .connection
+            .prepare_cached("SELECT at_ms FROM rule_fires WHERE rule = ?1 AND key = ?2")?
+            .query_row(params![rule, key], |row| row.get(0))
+            .optional()?)
+    }
+
+    /// Matches counted towards rule `rule`'s threshold since `since_ms`:
+    /// (article id, article reference JSON), oldest first.
+    pub fn threshold_hits(
+        &self,
+        rule: &str,
+        since_ms: i64,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let mut statement = self.connection.prepare_cached(
+            "SELECT article_id, article FROM rule_hits WHERE rule = ?1 AND at_ms >= ?2 ORDER BY at_ms",
+        )?;
+        let rows = statement.query_map(params![rule, since_ms], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 }
 
@@ -269,6 +360,7 @@ mod tests {
                 payload: "{}".to_string(),
             }],
             now_ms: 1000,
+            ..ProcessedArticle::default()
         }
     }
 

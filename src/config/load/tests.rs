@@ -79,7 +79,7 @@ fn errors_name_line_and_column() {
         ),
         (
             format!("{BASE}\n[rules.x]\nmatch = 'Tobruk'\nseverty = \"info\"\n"),
-            vec!["config.toml:19:1: unknown field `severty`, expected one of `description`, `match`, `severity`, `sinks`, `first_seen`"],
+            vec!["config.toml:19:1: unknown field `severty`, expected one of `description`, `match`, `severity`, `sinks`, `first_seen`, `throttle`, `throttle_by`, `threshold`, `on_duplicate`"],
         ),
         (
             format!("{BASE}\n[rules.x]\nmatch = 'Tobruk'\nsinks = [\"archve\"]\n\n[sinks.archive]\ntype = \"file\"\n"),
