@@ -17,7 +17,7 @@ use crate::alert::payload::{Alert, ArticleRef};
 use crate::article::fingerprint::{Signature, DUPLICATE_SIMILARITY};
 use crate::article::{boilerplate, Article, ReadWarning, SkipReason};
 use crate::config::{Config, OnDuplicate};
-use crate::rules::normalize::normalize;
+use crate::rules::normalize::{normalize, normalize_term};
 use crate::state::{FileKey, NewDelivery, ProcessedArticle, Store, StoreError};
 
 /// What happened to one file.
@@ -222,6 +222,11 @@ impl Pipeline {
         })
     }
 
+    /// The alerts `article` would raise now, recording nothing (rule tests).
+    pub fn evaluate(&self, article: &Article, fired_at: &str) -> Result<Vec<Alert>, StoreError> {
+        Ok(self.decide(article, fired_at, &Batch::default())?.alerts)
+    }
+
     /// Runs the rules on the article and applies, per rule, `first_seen`,
     /// the near-duplicate policy, `threshold` and `throttle`, against the
     /// database and what `batch` already decided.
@@ -255,23 +260,39 @@ impl Pipeline {
             (Some(signature), false) => self.duplicate_of(signature, now_ms, batch)?,
             _ => None,
         };
+        let candidates = self.discover(&matchable);
+        let mut fired_rules = Vec::new();
         for found in found_rules {
             let rule = &self.config.rules[found.rule];
-            let mut entities: Vec<String> = Vec::new();
-            for (entity, _) in &found.entities {
-                let id = ruleset.entity_id(*entity);
-                if !entities.iter().any(|e| e == id) {
-                    entities.push(id.to_string());
+            fired_rules.push(found.rule);
+            let mut mentions: Vec<(String, std::ops::Range<usize>)> = found
+                .entities
+                .iter()
+                .map(|(entity, span)| (ruleset.entity_id(*entity).to_string(), span.clone()))
+                .collect();
+            let mut spans = found.spans.clone();
+            if rule.first_seen {
+                for candidate in candidates
+                    .iter()
+                    .filter(|c| rule.classes.contains(&c.class))
+                {
+                    mentions.push((candidate.id.clone(), candidate.span.clone()));
+                    spans.push(candidate.span.clone());
                 }
             }
-            let mut spans = found.spans.clone();
+            let mut entities: Vec<String> = Vec::new();
+            for (id, _) in &mentions {
+                if !entities.contains(id) {
+                    entities.push(id.clone());
+                }
+            }
             if rule.first_seen {
                 let mut unseen = self.store.unseen(&rule.id, &entities)?;
                 unseen.retain(|entity| !batch.seen.contains(&(rule.id.clone(), entity.clone())));
                 if unseen.is_empty() {
                     continue;
                 }
-                restrict_to_entities(&mut spans, &found.entities, &unseen, ruleset);
+                restrict_to_entities(&mut spans, &mentions, &unseen);
                 for entity in &unseen {
                     decisions.seen.push((rule.id.clone(), entity.clone()));
                 }
@@ -326,13 +347,16 @@ impl Pipeline {
                     continue;
                 }
                 if throttle.by_entity {
-                    restrict_to_entities(&mut spans, &found.entities, &open, ruleset);
+                    restrict_to_entities(&mut spans, &mentions, &open);
                     entities = open.clone();
                 }
                 for key in open {
                     decisions.fires.push((rule.id.clone(), key));
                 }
             }
+            spans.sort_by_key(|span| (span.start, span.end));
+            spans.dedup();
+            order_by_appearance(&mut entities, &mentions);
             let fired = FiredRule {
                 id: &rule.id,
                 description: &rule.description,
@@ -352,7 +376,111 @@ impl Pipeline {
             alert.articles = counted;
             decisions.alerts.push(alert);
         }
+        // first_seen rules that did not fire on listed entities may still
+        // fire on names discovered for their classes.
+        for (index, rule) in self.config.rules.iter().enumerate() {
+            if !rule.first_seen || fired_rules.contains(&index) {
+                continue;
+            }
+            let mentions: Vec<(String, std::ops::Range<usize>)> = candidates
+                .iter()
+                .filter(|c| rule.classes.contains(&c.class))
+                .map(|c| (c.id.clone(), c.span.clone()))
+                .collect();
+            if mentions.is_empty()
+                || (duplicate_of.is_some() && rule.on_duplicate == OnDuplicate::Suppress)
+            {
+                continue;
+            }
+            let mut ids: Vec<String> = Vec::new();
+            for (id, _) in &mentions {
+                if !ids.contains(id) {
+                    ids.push(id.clone());
+                }
+            }
+            let mut unseen = self.store.unseen(&rule.id, &ids)?;
+            unseen.retain(|entity| !batch.seen.contains(&(rule.id.clone(), entity.clone())));
+            if unseen.is_empty() {
+                continue;
+            }
+            let mut spans: Vec<std::ops::Range<usize>> =
+                mentions.iter().map(|(_, span)| span.clone()).collect();
+            restrict_to_entities(&mut spans, &mentions, &unseen);
+            spans.sort_by_key(|span| (span.start, span.end));
+            spans.dedup();
+            for entity in &unseen {
+                decisions.seen.push((rule.id.clone(), entity.clone()));
+                info!(rule = %rule.id, entity = %entity, file = %article.path.display(), "discovered an entity not in config");
+            }
+            let fired = FiredRule {
+                id: &rule.id,
+                description: &rule.description,
+                severity: rule.severity,
+            };
+            let mut alert = build_alert(
+                &fired,
+                article_ref(article),
+                &article.text,
+                &spans,
+                unseen,
+                fired_at,
+            );
+            if rule.on_duplicate == OnDuplicate::Mark {
+                alert.duplicate_of = duplicate_of.clone();
+            }
+            decisions.alerts.push(alert);
+        }
         Ok(decisions)
+    }
+
+    /// Names captured by the classes' `discover` patterns that are no
+    /// entity's alias: candidate entities `new:NAME` of that class.
+    fn discover(&self, text: &str) -> Vec<Candidate> {
+        let discovery = &self.config.discovery;
+        let mut candidates: Vec<Candidate> = Vec::new();
+        for pattern in &discovery.patterns {
+            for captures in pattern.regex.captures_iter(text) {
+                let Some(name) = captures.get(1) else {
+                    continue;
+                };
+                let span = whole_name(text, name.range());
+                let canonical = normalize_term(&text[span.clone()]);
+                let letters = canonical.chars().filter(|c| c.is_alphanumeric()).count();
+                // "TOR M2": the name may be the end of a known alias.
+                let preceding: Vec<&str> = text[..span.start]
+                    .split_whitespace()
+                    .rev()
+                    .take(3)
+                    .collect();
+                let mut longer = canonical.clone();
+                let mut part_of_alias = false;
+                for word in preceding {
+                    longer = format!("{} {longer}", normalize_term(word));
+                    part_of_alias |= discovery.known_aliases.contains(longer.trim());
+                }
+                if part_of_alias {
+                    continue;
+                }
+                if letters < 2
+                    || discovery.known_aliases.contains(&canonical)
+                    || discovery
+                        .known_prefixes
+                        .iter()
+                        .any(|prefix| canonical.starts_with(prefix.as_str()))
+                {
+                    continue;
+                }
+                let id = format!("new:{}", canonical.replace(' ', "-"));
+                if !candidates.iter().any(|c| c.id == id && c.span == span) {
+                    candidates.push(Candidate {
+                        class: pattern.class.clone(),
+                        id,
+                        span,
+                    });
+                }
+            }
+        }
+        candidates
     }
 
     /// The most similar recent article (within [`DUPLICATE_WINDOW`]) when it
@@ -399,16 +527,60 @@ struct Decisions {
     thresholds_fired: Vec<String>,
 }
 
+/// Widens a captured name to whole hyphen-joined words, so a pattern that
+/// catches "M2" in "Tor-M2" reports "Tor-M2" (and sees it is known).
+fn whole_name(text: &str, mut span: std::ops::Range<usize>) -> std::ops::Range<usize> {
+    let is_word = |c: char| c.is_alphanumeric();
+    let is_joiner = |c: char| matches!(c, '-' | '\u{2010}' | '\u{2011}');
+    loop {
+        let mut before = text[..span.start].chars().rev();
+        match (before.next(), before.next()) {
+            (Some(c), _) if is_word(c) => span.start -= c.len_utf8(),
+            (Some(j), Some(c)) if is_joiner(j) && is_word(c) => span.start -= j.len_utf8(),
+            _ => break,
+        }
+    }
+    loop {
+        let mut after = text[span.end..].chars();
+        match (after.next(), after.next()) {
+            (Some(c), _) if is_word(c) => span.end += c.len_utf8(),
+            (Some(j), Some(c)) if is_joiner(j) && is_word(c) => span.end += j.len_utf8(),
+            _ => break,
+        }
+    }
+    span
+}
+
+/// Sorts entity ids by their first mention in the text.
+fn order_by_appearance(entities: &mut [String], mentions: &[(String, std::ops::Range<usize>)]) {
+    let first = |id: &String| {
+        mentions
+            .iter()
+            .filter(|(entity, _)| entity == id)
+            .map(|(_, span)| span.start)
+            .min()
+            .unwrap_or(usize::MAX)
+    };
+    entities.sort_by_key(first);
+}
+
+/// A name found by a `discover` pattern that no entity lists.
+struct Candidate {
+    class: String,
+    /// `new:` and the canonical name, words joined by `-`.
+    id: String,
+    span: std::ops::Range<usize>,
+}
+
 /// Keeps the spans that cite a mention of one of `keep` (entity ids).
 fn restrict_to_entities(
     spans: &mut Vec<std::ops::Range<usize>>,
-    mentions: &[(usize, std::ops::Range<usize>)],
+    mentions: &[(String, std::ops::Range<usize>)],
     keep: &[String],
-    ruleset: &crate::rules::RuleSet,
 ) {
     let kept: Vec<&std::ops::Range<usize>> = mentions
         .iter()
-        .filter(|(entity, _)| keep.iter().any(|k| k == ruleset.entity_id(*entity)))
+        .filter(|(entity, _)| keep.contains(entity))
         .map(|(_, span)| span)
         .collect();
     spans.retain(|span| {
@@ -584,6 +756,13 @@ on_duplicate = "suppress"
 
 [rules.minsk-marked]
 match = 'Minsk'
+
+[rules.new-air-defense]
+match = 'class:air-defense'
+first_seen = true
+
+[classes.air-defense]
+discover = ['\b([A-Z][A-Za-z]*-?[0-9][A-Za-z0-9]*)\s+(?:[\w-]+\s+){0,2}air[- ]defen[cs]e system']
 "#;
 
     struct Harness {
@@ -640,12 +819,19 @@ match = 'Minsk'
         let mut h = Harness::new();
         assert_eq!(
             rules(&h.at("2025-05-26T10:00:00Z", "Tobruk base, a Tor-M2.")),
-            [("tobruk", vec![]), ("systems", vec!["tor-m2"])]
+            [
+                ("tobruk", vec![]),
+                ("systems", vec!["tor-m2"]),
+                ("new-air-defense", vec!["tor-m2"])
+            ]
         );
         // Within 6 h: Tobruk is throttled; Tor-M2 too, Pantsir is another entity.
         assert_eq!(
             rules(&h.at("2025-05-26T12:00:00Z", "Tobruk again, Tor-M2 and Pantsir.")),
-            [("systems", vec!["pantsir"])]
+            [
+                ("systems", vec!["pantsir"]),
+                ("new-air-defense", vec!["pantsir"])
+            ]
         );
         h.reopen();
         assert_eq!(
@@ -654,7 +840,8 @@ match = 'Minsk'
         );
         assert_eq!(
             rules(&h.at("2025-05-26T16:01:00Z", "Tobruk, Tor-M2 after the window.")),
-            [("tobruk", vec![]), ("systems", vec!["tor-m2"])]
+            [("tobruk", vec![]), ("systems", vec!["tor-m2"])],
+            "new-air-defense fires once per entity ever"
         );
     }
 
@@ -684,6 +871,49 @@ match = 'Minsk'
         assert!(h
             .at("2025-05-27T14:00:00Z", "News from Benghazi, five.")
             .is_empty());
+    }
+
+    #[test]
+    fn discovered_names_count_as_new_entities_of_their_class() {
+        let mut h = Harness::new();
+        let alerts = h.at(
+            "2025-05-26T10:00:00Z",
+            "The parade showed the HQ-9B long-range air-defence system next to a Tor-M2.",
+        );
+        let fired: Vec<_> = rules(&alerts)
+            .into_iter()
+            .filter(|(rule, _)| *rule == "new-air-defense")
+            .collect();
+        assert_eq!(fired, [("new-air-defense", vec!["new:hq-9b", "tor-m2"])]);
+        let cited: Vec<&str> = alerts
+            .iter()
+            .find(|a| a.rule == "new-air-defense")
+            .map(|a| a.matches.iter().map(|m| m.text.as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(cited, ["HQ-9B", "Tor-M2"]);
+        // Known now, like any entity; a listed alias is never "new".
+        let again = h.at(
+            "2025-05-27T10:00:00Z",
+            "Another HQ-9B air-defence system; the Tor-M2 air defence system and a TOR M2 air-defence system too.",
+        );
+        assert!(
+            rules(&again)
+                .iter()
+                .all(|(rule, _)| *rule != "new-air-defense"),
+            "{again:?}"
+        );
+        // A candidate alone fires the class's first_seen rule.
+        let alone = h.at(
+            "2025-05-28T10:00:00Z",
+            "Satellite images show an FK-3 medium-range air defense system near Sirte.",
+        );
+        assert_eq!(
+            rules(&alone)
+                .into_iter()
+                .filter(|(rule, _)| *rule == "new-air-defense")
+                .collect::<Vec<_>>(),
+            [("new-air-defense", vec!["new:fk-3"])]
+        );
     }
 
     #[test]

@@ -9,9 +9,12 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::article::{boilerplate, Article};
 use crate::config::{self, Config, Diagnostic, TestArticle};
+use crate::pipeline::{fired_at_now, Pipeline};
+use crate::state::Store;
 
 /// Loads, validates and compiles the config, then runs its rule tests.
 pub fn load_and_test(path: &Path) -> Result<Config, Vec<Diagnostic>> {
@@ -27,6 +30,14 @@ pub fn load_and_test(path: &Path) -> Result<Config, Vec<Diagnostic>> {
 /// Runs every `[[tests]]` entry; returns one diagnostic per failed expectation.
 pub fn run_rule_tests(config: &Config) -> Vec<Diagnostic> {
     let mut failures = Vec::new();
+    if config.tests.is_empty() {
+        return failures;
+    }
+    // Each test gets fresh state: first_seen, throttles and thresholds start empty.
+    let fresh_pipeline = || -> Option<Pipeline> {
+        let store = Store::open_in_memory().ok()?;
+        Some(Pipeline::new(Arc::new(config.clone()), store))
+    };
     for test in &config.tests {
         let at = |message: String| Diagnostic {
             file: config.path.clone(),
@@ -70,7 +81,24 @@ pub fn run_rule_tests(config: &Config) -> Vec<Diagnostic> {
                 }
             };
         let text = boilerplate::matchable(&article.text);
-        let fired: BTreeSet<usize> = config.ruleset.scan(&text).iter().map(|m| m.rule).collect();
+        let Some(pipeline) = fresh_pipeline() else {
+            failures.push(at(format!(
+                "test \"{}\": cannot create in-memory state",
+                test.name
+            )));
+            continue;
+        };
+        let alerts = match pipeline.evaluate(&article, &fired_at_now()) {
+            Ok(alerts) => alerts,
+            Err(error) => {
+                failures.push(at(format!("test \"{}\": {error}", test.name)));
+                continue;
+            }
+        };
+        let fired: BTreeSet<usize> = alerts
+            .iter()
+            .filter_map(|alert| config.rules.iter().position(|rule| rule.id == alert.rule))
+            .collect();
         for &rule in &test.expect {
             if !fired.contains(&rule) {
                 failures.push(at(failure(config, &test.name, rule, "did not fire", &text)));

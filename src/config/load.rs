@@ -15,6 +15,7 @@ use super::raw::{RawConfig, RawEntity, RawRule, RawSink};
 use super::{Diagnostic, Secret};
 use crate::alert::payload::Severity;
 use crate::rules::expr::{self, Expr, TermKind};
+use crate::rules::normalize::normalize_term;
 use crate::rules::ruleset::did_you_mean;
 use crate::rules::{EntityDef, Origin, RuleDef, RuleSet, RuleSetInput};
 
@@ -26,7 +27,7 @@ const DEFAULT_BURST: u32 = 3;
 pub const DEFAULT_SINK_NAME: &str = "alerts";
 
 /// A validated, compiled configuration.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// The config file itself.
     pub path: PathBuf,
@@ -39,8 +40,26 @@ pub struct Config {
     pub ruleset: Arc<RuleSet>,
     /// `[[tests]]`, validated (see `crate::ruletest` for running them).
     pub tests: Vec<RuleTest>,
+    /// `[classes.NAME] discover` patterns, and the names they must not report.
+    pub discovery: Discovery,
     /// The health and metrics server, when `[server]` is present.
     pub server: Option<ServerConfig>,
+}
+
+/// Entity discovery: capture patterns per class, and every known alias in
+/// canonical form (a captured name that is an alias is not new).
+#[derive(Debug, Clone, Default)]
+pub struct Discovery {
+    pub patterns: Vec<DiscoveryPattern>,
+    pub known_aliases: std::collections::HashSet<String>,
+    /// Prefix aliases (`Минск*`), canonical, without the `*`.
+    pub known_prefixes: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DiscoveryPattern {
+    pub class: String,
+    pub regex: regex::Regex,
 }
 
 /// One `[[tests]]` entry.
@@ -93,6 +112,8 @@ pub struct Rule {
     pub throttle: Option<Throttle>,
     pub threshold: Option<Threshold>,
     pub on_duplicate: OnDuplicate,
+    /// Classes named by `class:` terms in the match expression.
+    pub classes: Vec<String>,
 }
 
 /// At most one alert per `period`, per rule or per (rule, entity).
@@ -240,6 +261,7 @@ impl Loader<'_> {
         let server = raw.server.as_ref().and_then(|server| self.server(server));
         let (input, rules) = self.rules_input(&raw, &sinks);
         let tests = self.tests(&raw, &rules);
+        let discovery = self.discovery(&raw);
         let ruleset = match RuleSet::compile(&input) {
             Ok(ruleset) => Some(ruleset),
             Err(errors) => {
@@ -259,7 +281,60 @@ impl Loader<'_> {
             ruleset: Arc::new(ruleset?),
             tests,
             server,
+            discovery,
         })
+    }
+
+    fn discovery(&mut self, raw: &RawConfig) -> Discovery {
+        let mut discovery = Discovery::default();
+        for entity in raw.entities.values() {
+            for alias in entity.get_ref().aliases.get_ref() {
+                let text = alias.get_ref().trim();
+                match text.strip_suffix('*') {
+                    Some(prefix) => discovery.known_prefixes.push(normalize_term(prefix)),
+                    None => {
+                        discovery.known_aliases.insert(normalize_term(text));
+                    }
+                }
+            }
+        }
+        for (class, spanned) in &raw.classes {
+            let has_members = raw.entities.values().any(|e| {
+                e.get_ref()
+                    .class
+                    .as_ref()
+                    .is_some_and(|c| c.get_ref() == class)
+            });
+            if !has_members {
+                self.error(
+                    spanned.span().start,
+                    format!("class \"{class}\": no entity has this class, so no rule can use it"),
+                );
+            }
+            for pattern in &spanned.get_ref().discover {
+                let compiled = regex::RegexBuilder::new(pattern.get_ref())
+                    .size_limit(1 << 20)
+                    .build();
+                match compiled {
+                    Ok(regex) if regex.captures_len() == 2 => discovery.patterns.push(DiscoveryPattern {
+                        class: class.clone(),
+                        regex,
+                    }),
+                    Ok(_) => self.error(
+                        pattern.span().start,
+                        format!("class \"{class}\": a discover pattern needs exactly one capture group, the name"),
+                    ),
+                    Err(error) => {
+                        let message = error.to_string().lines().last().unwrap_or_default().trim().to_string();
+                        self.error(
+                            pattern.span().start,
+                            format!("class \"{class}\": invalid discover pattern: {message}"),
+                        )
+                    }
+                }
+            }
+        }
+        discovery
     }
 
     fn tests(&mut self, raw: &RawConfig, rules: &[Rule]) -> Vec<RuleTest> {
@@ -816,6 +891,7 @@ impl Loader<'_> {
                 throttle,
                 threshold,
                 on_duplicate,
+                classes: classes_of(&expr),
             });
             input.rules.push(RuleDef {
                 id: id.clone(),
@@ -991,6 +1067,29 @@ impl Loader<'_> {
             }),
         }
     }
+}
+
+fn classes_of(expr: &Expr) -> Vec<String> {
+    let mut classes = Vec::new();
+    fn walk(expr: &Expr, classes: &mut Vec<String>) {
+        match expr {
+            Expr::Term(term) => {
+                if let TermKind::Class(name) = &term.kind {
+                    if !classes.contains(name) {
+                        classes.push(name.clone());
+                    }
+                }
+            }
+            Expr::And(parts) | Expr::Or(parts) => parts.iter().for_each(|p| walk(p, classes)),
+            Expr::Not(_) => {}
+            Expr::Near { left, right, .. } => {
+                walk(left, classes);
+                walk(right, classes);
+            }
+        }
+    }
+    walk(expr, &mut classes);
+    classes
 }
 
 fn mentions_entities(expr: &Expr) -> bool {

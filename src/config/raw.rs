@@ -36,6 +36,20 @@ pub struct RawConfig {
     pub tests: Vec<Spanned<RawTest>>,
     /// The health and metrics HTTP server; off when the table is absent.
     pub server: Option<Spanned<RawServer>>,
+    /// Per entity class, patterns that discover names nobody listed.
+    #[serde(default)]
+    pub classes: BTreeMap<String, Spanned<RawClass>>,
+}
+
+/// `[classes.NAME]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClass {
+    /// Regular expressions with one capture group, the name: a name captured
+    /// that is no entity's alias becomes a candidate entity of this class
+    /// (for `first_seen` rules that mention `class:NAME`).
+    #[serde(default)]
+    pub discover: Vec<Spanned<String>>,
 }
 
 /// `[[tests]]`: an article and the rules that must (not) fire on it.
