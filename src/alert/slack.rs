@@ -281,10 +281,11 @@ fn bold_ranges(text: &str, needles: &[&str]) -> Vec<(usize, usize)> {
         .collect()
 }
 
-/// Alert id, short article id and firing time.
+/// Alert id, short article id and firing time; then, when present, the
+/// earlier article this one duplicates and the articles a threshold counted.
 fn context_block(alert: &Alert) -> Value {
     let article_id: String = alert.article.id.chars().take(ARTICLE_ID_SHORT).collect();
-    let elements = [
+    let mut elements = vec![
         render(
             &[Piece::Markup("alert "), Piece::Text(&alert.id)],
             CONTEXT_TEXT_MAX,
@@ -298,6 +299,28 @@ fn context_block(alert: &Alert) -> Value {
             CONTEXT_TEXT_MAX,
         ),
     ];
+    if let Some(original) = &alert.duplicate_of {
+        let short: String = original.chars().take(ARTICLE_ID_SHORT).collect();
+        elements.push(render(
+            &[
+                Piece::Markup("near-duplicate of article "),
+                Piece::Text(&short),
+            ],
+            CONTEXT_TEXT_MAX,
+        ));
+    }
+    if !alert.articles.is_empty() {
+        let names: Vec<String> = alert
+            .articles
+            .iter()
+            .map(|a| a.title.clone().unwrap_or_else(|| a.path.clone()))
+            .collect();
+        let count = format!("{} articles: ", alert.articles.len());
+        elements.push(render(
+            &[Piece::Markup(&count), Piece::Text(&names.join(" · "))],
+            CONTEXT_TEXT_MAX,
+        ));
+    }
     json!({
         "type": "context",
         "elements": elements.into_iter().map(mrkdwn).collect::<Vec<_>>(),
@@ -954,6 +977,55 @@ mod tests {
         assert_eq!(
             message["blocks"][3]["elements"][1]["text"],
             "article Ω&lt;&amp;😀∗Ω&lt;&amp;😀∗Ω&lt;"
+        );
+    }
+}
+
+#[cfg(test)]
+mod extension_tests {
+    use super::*;
+    use crate::alert::payload::ArticleRef;
+
+    #[test]
+    fn duplicates_and_threshold_articles_are_shown_in_the_context() {
+        let reference = |title: &str| ArticleRef {
+            id: "a".repeat(64),
+            path: "seeds/x.txt".to_string(),
+            title: Some(title.to_string()),
+            published: None,
+        };
+        let alert = Alert {
+            id: "id".to_string(),
+            rule: "benghazi-wave".to_string(),
+            description: "d".to_string(),
+            severity: Severity::Info,
+            article: reference("Third <report>"),
+            entities: Vec::new(),
+            matches: Vec::new(),
+            snippet: "s".to_string(),
+            fired_at: "2026-11-22T05:00:00Z".to_string(),
+            duplicate_of: Some("b".repeat(64)),
+            articles: vec![reference("First"), reference("Third <report>")],
+        };
+        let message = slack_message(&alert);
+        let blocks = message["blocks"].as_array().expect("blocks");
+        let context = blocks
+            .iter()
+            .find(|b| b["type"] == "context")
+            .expect("context");
+        let texts: Vec<&str> = context["elements"]
+            .as_array()
+            .expect("elements")
+            .iter()
+            .filter_map(|e| e["text"].as_str())
+            .collect();
+        assert!(
+            texts.contains(&"near-duplicate of article bbbbbbbbbbbb"),
+            "{texts:?}"
+        );
+        assert!(
+            texts.contains(&"2 articles: First · Third &lt;report&gt;"),
+            "{texts:?}"
         );
     }
 }
