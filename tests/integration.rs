@@ -884,3 +884,51 @@ fn a_delivery_failing_past_the_sinks_max_age_becomes_a_dead_letter() {
         "{stdout}"
     );
 }
+
+/// A sink with `digest` gets one message per period with every alert of
+/// the period, instead of one per alert.
+#[test]
+fn a_digest_sink_gets_one_message_for_the_periods_alerts() {
+    let receiver = Receiver::start();
+    let workspace = Workspace::new(&webhook_config(&receiver, "digest = \"3s\"\n"));
+    let daemon = workspace.start(&[]);
+    for name in ["a.txt", "b.txt", "c.txt"] {
+        workspace.drop_article(
+            name,
+            format!("{name}: talks on the Tobruk air base.\n").as_bytes(),
+        );
+    }
+    assert!(
+        wait_until(WAIT, || !receiver.requests().is_empty()),
+        "{}",
+        daemon.log()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 1, "one digest, not one request per alert");
+    let body = requests[0].json();
+    assert_eq!(body["digest"]["count"], 3);
+    assert_eq!(
+        requests[0].headers["webhook-id"],
+        body["digest"]["id"].as_str().expect("id")
+    );
+    let files: BTreeSet<String> = body["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .map(|a| rule_and_file(a).1)
+        .collect();
+    assert_eq!(
+        files,
+        BTreeSet::from([
+            "a.txt".to_string(),
+            "b.txt".to_string(),
+            "c.txt".to_string()
+        ])
+    );
+    daemon.wait_for_log("digest delivered");
+    assert!(daemon.stop().success());
+    assert!(
+        String::from_utf8_lossy(&workspace.command(&["outbox"]).stdout).contains("outbox is empty")
+    );
+}

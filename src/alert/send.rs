@@ -15,7 +15,7 @@ use sha2::Sha256;
 use tokio::io::AsyncWriteExt;
 
 use crate::alert::payload::Alert;
-use crate::alert::slack::slack_message;
+use crate::alert::slack::{slack_digest, slack_message};
 use crate::config::{Secret, SinkConfig, SinkKind};
 
 /// Why a delivery failed.
@@ -59,61 +59,122 @@ impl Sender {
             SinkKind::File { dir } => append_line(dir, payload).await,
             SinkKind::Webhook { url, secret } => {
                 let alert: Alert = parse(payload)?;
-                let timestamp = chrono::Utc::now().timestamp();
-                let mut request = self
-                    .client
-                    .post(url.expose())
-                    .timeout(sink.timeout)
-                    .header("content-type", "application/json")
-                    .header("webhook-id", &alert.id)
-                    .header("webhook-timestamp", timestamp.to_string());
-                if let Some(secret) = secret {
-                    request = request.header(
-                        "webhook-signature",
-                        sign(secret, &alert.id, timestamp, payload),
-                    );
-                }
-                let response = request
-                    .body(payload.to_string())
-                    .send()
+                self.post_webhook(sink, url, secret.as_ref(), &alert.id, payload)
                     .await
-                    .map_err(transport_error)?;
-                check_status(response.status(), response.headers())?;
-                Ok(())
             }
             SinkKind::Slack { url } => {
                 let alert: Alert = parse(payload)?;
-                let body = slack_message(&alert).to_string();
-                let response = self
-                    .client
-                    .post(url.expose())
-                    .timeout(sink.timeout)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
+                self.post_slack(sink, url, slack_message(&alert).to_string())
                     .await
-                    .map_err(transport_error)?;
-                let status = response.status();
-                let headers = response.headers().clone();
-                let text = response.text().await.unwrap_or_default();
-                if slack_hook_is_broken(status.as_u16(), &text) {
-                    return Err(SendError::SinkUnhealthy(format!(
-                        "slack answered {}: {} (the hook was revoked or its channel archived or deleted)",
-                        status.as_u16(),
-                        short(&text)
-                    )));
+            }
+        }
+    }
+
+    /// Delivers one digest of `payloads` (alert JSONs, oldest first) covering
+    /// `from`..`to`. Webhooks get `{"digest": {...}, "alerts": [...]}` with
+    /// a `webhook-id` derived from the alert ids; Slack gets one message.
+    pub async fn send_digest(
+        &self,
+        sink: &SinkConfig,
+        payloads: &[String],
+        from: &str,
+        to: &str,
+    ) -> Result<(), SendError> {
+        let alerts: Vec<Alert> = payloads
+            .iter()
+            .map(|p| parse(p))
+            .collect::<Result<_, _>>()?;
+        match &sink.kind {
+            SinkKind::Slack { url } => {
+                self.post_slack(sink, url, slack_digest(&alerts, from, to).to_string())
+                    .await
+            }
+            SinkKind::Webhook { url, secret } => {
+                let mut hasher = blake3::Hasher::new();
+                for alert in &alerts {
+                    hasher.update(alert.id.as_bytes());
+                    hasher.update(b"\0");
                 }
-                check_status(status, &headers).map_err(|error| with_body(error, &text))?;
-                if text.trim() != "ok" {
-                    return Err(SendError::Permanent(format!(
-                        "slack answered {}: {}",
-                        status.as_u16(),
-                        short(&text)
-                    )));
+                let id = format!("digest-{}", &hasher.finalize().to_hex()[..32]);
+                let body = serde_json::json!({
+                    "digest": {"id": id, "from": from, "to": to, "count": alerts.len()},
+                    "alerts": alerts,
+                })
+                .to_string();
+                self.post_webhook(sink, url, secret.as_ref(), &id, &body)
+                    .await
+            }
+            SinkKind::File { dir } => {
+                for payload in payloads {
+                    append_line(dir, payload).await?;
                 }
                 Ok(())
             }
         }
+    }
+
+    async fn post_webhook(
+        &self,
+        sink: &SinkConfig,
+        url: &Secret,
+        secret: Option<&Secret>,
+        id: &str,
+        body: &str,
+    ) -> Result<(), SendError> {
+        let timestamp = chrono::Utc::now().timestamp();
+        let mut request = self
+            .client
+            .post(url.expose())
+            .timeout(sink.timeout)
+            .header("content-type", "application/json")
+            .header("webhook-id", id)
+            .header("webhook-timestamp", timestamp.to_string());
+        if let Some(secret) = secret {
+            request = request.header("webhook-signature", sign(secret, id, timestamp, body));
+        }
+        let response = request
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(transport_error)?;
+        check_status(response.status(), response.headers())?;
+        Ok(())
+    }
+
+    async fn post_slack(
+        &self,
+        sink: &SinkConfig,
+        url: &Secret,
+        body: String,
+    ) -> Result<(), SendError> {
+        let response = self
+            .client
+            .post(url.expose())
+            .timeout(sink.timeout)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap_or_default();
+        if slack_hook_is_broken(status.as_u16(), &text) {
+            return Err(SendError::SinkUnhealthy(format!(
+                "slack answered {}: {} (the hook was revoked or its channel archived or deleted)",
+                status.as_u16(),
+                short(&text)
+            )));
+        }
+        check_status(status, &headers).map_err(|error| with_body(error, &text))?;
+        if text.trim() != "ok" {
+            return Err(SendError::Permanent(format!(
+                "slack answered {}: {}",
+                status.as_u16(),
+                short(&text)
+            )));
+        }
+        Ok(())
     }
 }
 

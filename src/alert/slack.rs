@@ -79,6 +79,74 @@ pub fn slack_message(alert: &Alert) -> Value {
     })
 }
 
+/// The most alerts listed one by one in a digest message; the rest are counted.
+const DIGEST_LISTED: usize = 40;
+
+/// One Slack message summarising `alerts` (a sink's `digest`): a header
+/// with the count and period, then one line per alert (severity, rule,
+/// title, date, file), at most [`DIGEST_LISTED`] of them.
+pub fn slack_digest(alerts: &[Alert], from: &str, to: &str) -> Value {
+    let count = format!("{} alerts", alerts.len());
+    let header = render(
+        &[Piece::Markup("📰 newswatch digest: "), Piece::Text(&count)],
+        HEADER_MAX,
+    );
+    let mut blocks = vec![json!({
+        "type": "header",
+        "text": {"type": "plain_text", "text": header, "emoji": true},
+    })];
+    let period = render(
+        &[
+            Piece::Markup("from "),
+            Piece::Text(from),
+            Piece::Markup(" to "),
+            Piece::Text(to),
+        ],
+        CONTEXT_TEXT_MAX,
+    );
+    blocks.push(json!({"type": "context", "elements": [mrkdwn(period)]}));
+    for alert in alerts.iter().take(DIGEST_LISTED) {
+        let date = alert.article.published.as_deref().unwrap_or("no date");
+        let line = render(
+            &[
+                Piece::Markup(severity_marker(alert.severity)),
+                Piece::Markup(" *"),
+                Piece::Text(&alert.rule),
+                Piece::Markup("*: "),
+                Piece::Text(display_title(alert)),
+                Piece::Markup(" ("),
+                Piece::Text(date),
+                Piece::Markup(", "),
+                Piece::Text(&alert.article.path),
+                Piece::Markup(")"),
+            ],
+            SECTION_TEXT_MAX,
+        );
+        blocks.push(json!({"type": "section", "text": mrkdwn(line)}));
+    }
+    if alerts.len() > DIGEST_LISTED {
+        let more = format!("and {} more", alerts.len() - DIGEST_LISTED);
+        blocks.push(json!({"type": "context", "elements": [mrkdwn(render(&[Piece::Text(&more)], CONTEXT_TEXT_MAX))]}));
+    }
+    let fallback = render(
+        &[
+            Piece::Markup("newswatch digest: "),
+            Piece::Text(&count),
+            Piece::Markup(" from "),
+            Piece::Text(from),
+            Piece::Markup(" to "),
+            Piece::Text(to),
+        ],
+        FALLBACK_TEXT_MAX,
+    );
+    json!({
+        "text": fallback,
+        "blocks": blocks,
+        "unfurl_links": false,
+        "unfurl_media": false,
+    })
+}
+
 /// Slack mrkdwn escaping: `&` -> `&amp;`, `<` -> `&lt;`, `>` -> `&gt;` (nothing else).
 pub fn escape_mrkdwn(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
@@ -985,6 +1053,42 @@ mod tests {
 mod extension_tests {
     use super::*;
     use crate::alert::payload::ArticleRef;
+
+    #[test]
+    fn a_digest_lists_each_alert_escaped_and_counts_the_rest() {
+        let alert = |index: usize| Alert {
+            id: format!("id{index}"),
+            rule: "tobruk".to_string(),
+            description: "d".to_string(),
+            severity: Severity::Warning,
+            article: ArticleRef {
+                id: "a".repeat(64),
+                path: format!("seeds/{index}.txt"),
+                title: Some("<!channel> Tobruk".to_string()),
+                published: Some("2025-02-18".to_string()),
+            },
+            entities: Vec::new(),
+            matches: Vec::new(),
+            snippet: String::new(),
+            fired_at: "2026-11-22T05:00:00Z".to_string(),
+            duplicate_of: None,
+            articles: Vec::new(),
+        };
+        let alerts: Vec<Alert> = (0..45).map(alert).collect();
+        let message = slack_digest(&alerts, "2026-11-22T05:00:00Z", "2026-11-22T06:00:00Z");
+        let blocks = message["blocks"].as_array().expect("blocks");
+        assert_eq!(blocks[0]["text"]["text"], "📰 newswatch digest: 45 alerts");
+        assert_eq!(blocks.len(), 2 + DIGEST_LISTED + 1);
+        assert_eq!(
+            blocks[2]["text"]["text"],
+            "🟠 *tobruk*: &lt;!channel&gt; Tobruk (2025-02-18, seeds/0.txt)"
+        );
+        assert_eq!(
+            blocks.last().expect("last")["elements"][0]["text"],
+            "and 5 more"
+        );
+        assert!(!message.to_string().contains("<!"));
+    }
 
     #[test]
     fn duplicates_and_threshold_articles_are_shown_in_the_context() {

@@ -57,6 +57,9 @@ pub async fn run_sink_worker(
     wake: Arc<Notify>,
     cancel: CancellationToken,
 ) {
+    if sink.digest.is_some() {
+        return run_digest_worker(sink, store, sender, cancel).await;
+    }
     let name = sink.name.clone();
     debug!(sink = %name, kind = sink.kind.type_name(), "sink worker started");
     let limiter = sink.rate_limit.and_then(|limit| {
@@ -185,6 +188,122 @@ pub async fn run_sink_worker(
         }
     }
     debug!(sink = %name, "sink worker stopped");
+}
+
+/// The most alerts in one digest; more wait for the next one.
+const DIGEST_MAX_ALERTS: usize = 1000;
+
+/// A digest sink's worker: every `digest` period, one message with every
+/// pending alert of the sink (oldest first). A failed digest is retried with
+/// backoff, its alerts kept pending; a permanent failure makes them dead
+/// letters, like single alerts.
+async fn run_digest_worker(
+    sink: SinkConfig,
+    store: Store,
+    sender: Arc<Sender>,
+    cancel: CancellationToken,
+) {
+    let name = sink.name.clone();
+    let period = sink.digest.unwrap_or(Duration::from_secs(3600));
+    debug!(sink = %name, period_s = period.as_secs(), "digest worker started");
+    let mut attempts: u32 = 0;
+    loop {
+        let last = match store.last_digest(&name) {
+            Ok(Some(last)) => last,
+            Ok(None) => {
+                let now = now_ms();
+                if let Err(e) = store.record_digest(&name, now) {
+                    error!(sink = %name, error = %e, "cannot record the digest time");
+                }
+                now
+            }
+            Err(e) => {
+                error!(sink = %name, error = %e, "cannot read the outbox; retrying in 5 s");
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => continue,
+                }
+            }
+        };
+        let wait_ms = last + period.as_millis() as i64 - now_ms();
+        if wait_ms > 0 {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tokio::time::sleep(Duration::from_millis(wait_ms as u64)) => {}
+            }
+        }
+        let rows = match store.pending_for_sink(&name, DIGEST_MAX_ALERTS) {
+            Ok(rows) => rows,
+            Err(e) => {
+                error!(sink = %name, error = %e, "cannot read the outbox");
+                continue;
+            }
+        };
+        let now = now_ms();
+        if rows.is_empty() {
+            let _ = store.record_digest(&name, now);
+            continue;
+        }
+        let format = |ms: i64| {
+            chrono::DateTime::from_timestamp_millis(ms)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_default()
+        };
+        let payloads: Vec<String> = rows.iter().map(|row| row.payload.clone()).collect();
+        attempts += 1;
+        let result = sender
+            .send_digest(&sink, &payloads, &format(last), &format(now))
+            .await;
+        let outcome = match result {
+            Ok(()) => {
+                info!(sink = %name, alerts = rows.len(), attempts, "digest delivered");
+                attempts = 0;
+                for row in &rows {
+                    telemetry().delivery(&name, DeliveryOutcome::Delivered);
+                    if let Err(e) = store.mark_delivered(row.seq, row.attempts + 1) {
+                        error!(sink = %name, error = %e, "cannot update the outbox");
+                    }
+                }
+                store.record_digest(&name, now)
+            }
+            Err(SendError::Permanent(message)) => {
+                error!(sink = %name, alerts = rows.len(), error = %message, "digest failed permanently; its alerts are kept as dead letters");
+                attempts = 0;
+                for row in &rows {
+                    telemetry().delivery(&name, DeliveryOutcome::Dead);
+                    let _ = store.mark_dead(row.seq, row.attempts + 1, &message);
+                }
+                Ok(())
+            }
+            Err(SendError::Retryable { message, .. } | SendError::SinkUnhealthy(message)) => {
+                let delay = backoff(attempts, sink.retry.max_backoff);
+                warn!(
+                    sink = %name, alerts = rows.len(), attempts, error = %message,
+                    retry_in_ms = delay.as_millis() as u64, "digest failed, will retry"
+                );
+                for row in &rows {
+                    telemetry().delivery(&name, DeliveryOutcome::Retry);
+                    let result = if too_old(row.created_at_ms, sink.retry.max_age) {
+                        store.mark_dead(row.seq, row.attempts + 1, &message)
+                    } else {
+                        store.schedule_retry(row.seq, row.attempts + 1, now_ms(), &message)
+                    };
+                    if let Err(e) = result {
+                        error!(sink = %name, error = %e, "cannot update the outbox");
+                    }
+                }
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                Ok(())
+            }
+        };
+        if let Err(e) = outcome {
+            error!(sink = %name, error = %e, "cannot record the digest time");
+        }
+    }
+    debug!(sink = %name, "digest worker stopped");
 }
 
 #[cfg(test)]

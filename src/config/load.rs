@@ -150,6 +150,8 @@ pub struct SinkConfig {
     /// At most one request per this period (after `burst`), or no limit.
     pub rate_limit: Option<RateLimit>,
     pub retry: RetryPolicy,
+    /// One summary message per this period instead of one per alert.
+    pub digest: Option<Duration>,
 }
 
 /// How long and how patiently a sink retries a failing delivery.
@@ -492,6 +494,7 @@ impl Loader<'_> {
                 timeout: DEFAULT_TIMEOUT,
                 rate_limit: None,
                 retry: RetryPolicy::default(),
+                digest: None,
             }];
         }
         let mut sinks: Vec<(&String, &Spanned<RawSink>)> = raw.iter().collect();
@@ -508,6 +511,7 @@ impl Loader<'_> {
         let kind_name = sink.kind.get_ref().as_str();
         let allowed: &[&str] = match kind_name {
             "slack" => &[
+                "digest",
                 "url",
                 "url_file",
                 "timeout",
@@ -517,6 +521,7 @@ impl Loader<'_> {
                 "max_backoff",
             ],
             "webhook" => &[
+                "digest",
                 "url",
                 "url_file",
                 "secret",
@@ -547,6 +552,7 @@ impl Loader<'_> {
             ("burst", sink.burst.as_ref().map(|v| v.span())),
             ("max_age", sink.max_age.as_ref().map(|v| v.span())),
             ("max_backoff", sink.max_backoff.as_ref().map(|v| v.span())),
+            ("digest", sink.digest.as_ref().map(|v| v.span())),
         ];
         for (key, span) in present {
             if let Some(span) = span {
@@ -618,6 +624,10 @@ impl Loader<'_> {
             max_age: duration_key(&sink.max_age, defaults.max_age),
             max_backoff: duration_key(&sink.max_backoff, defaults.max_backoff),
         };
+        let digest = sink
+            .digest
+            .as_ref()
+            .map(|_| duration_key(&sink.digest, Duration::from_secs(3600)));
         let kind = match kind_name {
             "file" => SinkKind::File {
                 dir: self
@@ -649,6 +659,7 @@ impl Loader<'_> {
             timeout,
             rate_limit,
             retry,
+            digest,
         })
     }
 

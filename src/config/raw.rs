@@ -188,4 +188,7 @@ pub struct RawSink {
     pub max_age: Option<Spanned<String>>,
     /// Any sink: the longest wait between two retries, e.g. "5m" (the default).
     pub max_backoff: Option<Spanned<String>>,
+    /// slack, webhook: instead of one message per alert, one message per
+    /// period summarising its alerts, e.g. "1h" (default: off).
+    pub digest: Option<Spanned<String>>,
 }

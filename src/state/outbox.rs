@@ -122,6 +122,36 @@ impl Store {
 }
 
 impl Store {
+    /// The oldest pending deliveries of `sink`, at most `limit` (for a digest).
+    pub fn pending_for_sink(&self, sink: &str, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM outbox WHERE sink = ?1 AND status = 'pending' ORDER BY seq LIMIT ?2"
+        );
+        let mut statement = self.connection.prepare(&sql)?;
+        let rows = statement.query_map(params![sink, limit as i64], delivery)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// When `sink` last sent (or skipped, having nothing) a digest.
+    pub fn last_digest(&self, sink: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .connection
+            .query_row(
+                "SELECT at_ms FROM sink_digests WHERE sink = ?1",
+                [sink],
+                |row| row.get(0),
+            )
+            .optional()?)
+    }
+
+    pub fn record_digest(&self, sink: &str, at_ms: i64) -> Result<(), StoreError> {
+        self.connection.execute(
+            "INSERT OR REPLACE INTO sink_digests (sink, at_ms) VALUES (?1, ?2)",
+            params![sink, at_ms],
+        )?;
+        Ok(())
+    }
+
     /// Puts dead letters back in the queue with a fresh `max_age` budget: the one
     /// with delivery id `id`, or every one when `id` is None. Returns how many.
     pub fn requeue_dead(&self, id: Option<&str>, now_ms: i64) -> Result<usize, StoreError> {

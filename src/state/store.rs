@@ -102,6 +102,10 @@ CREATE TABLE IF NOT EXISTS fingerprints (
     at_ms INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS fingerprints_at ON fingerprints (at_ms);
+CREATE TABLE IF NOT EXISTS sink_digests (
+    sink TEXT PRIMARY KEY,
+    at_ms INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS rule_fires (
     rule TEXT NOT NULL,
     key TEXT NOT NULL,
