@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use tracing::warn;
 
-use crate::alert::build::{build_alert, FiredRule};
+use crate::alert::build::{build_alert, title_matches, FiredRule};
 use crate::alert::payload::{Alert, ArticleRef};
 use crate::article::{boilerplate, Article, ReadWarning, SkipReason};
 use crate::config::Config;
@@ -207,16 +207,18 @@ impl Pipeline {
         // Rules see the story without its comments, related links and pitches;
         // offsets are unchanged, so alerts cite the article as read.
         let matchable = boilerplate::matchable(&article.text);
-        for found in ruleset.scan(&matchable) {
+        let title = article.title.as_deref();
+        for found in ruleset.scan_article(title, &matchable) {
             let rule = &self.config.rules[found.rule];
             let mut entities: Vec<String> = Vec::new();
-            for (entity, _) in &found.entities {
+            for (entity, _) in found.entities.iter().chain(&found.title_entities) {
                 let id = ruleset.entity_id(*entity);
                 if !entities.iter().any(|e| e == id) {
                     entities.push(id.to_string());
                 }
             }
             let mut spans = found.spans.clone();
+            let mut title_spans = found.title_spans.clone();
             if rule.first_seen {
                 let mut unseen = self.store.unseen(&rule.id, &entities)?;
                 unseen.retain(|entity| !pending_seen.contains(&(rule.id.clone(), entity.clone())));
@@ -224,17 +226,23 @@ impl Pipeline {
                     continue;
                 }
                 // Cite only the mentions of entities seen for the first time.
-                let new_mentions: Vec<&std::ops::Range<usize>> = found
-                    .entities
-                    .iter()
-                    .filter(|(entity, _)| unseen.iter().any(|u| u == ruleset.entity_id(*entity)))
-                    .map(|(_, span)| span)
-                    .collect();
-                spans.retain(|span| {
-                    new_mentions
+                let is_new = |entity: usize| unseen.iter().any(|u| u == ruleset.entity_id(entity));
+                let new_mentions = |mentions: &[(usize, std::ops::Range<usize>)]| {
+                    mentions
+                        .iter()
+                        .filter(|(entity, _)| is_new(*entity))
+                        .map(|(_, span)| span.clone())
+                        .collect::<Vec<_>>()
+                };
+                let overlaps_any = |mentions: &[std::ops::Range<usize>], span: &std::ops::Range<usize>| {
+                    mentions
                         .iter()
                         .any(|mention| mention.start < span.end && span.start < mention.end)
-                });
+                };
+                let in_text = new_mentions(&found.entities);
+                let in_title = new_mentions(&found.title_entities);
+                spans.retain(|span| overlaps_any(&in_text, span));
+                title_spans.retain(|span| overlaps_any(&in_title, span));
                 for entity in &unseen {
                     seen.push((rule.id.clone(), entity.clone()));
                 }
@@ -245,14 +253,18 @@ impl Pipeline {
                 description: &rule.description,
                 severity: rule.severity,
             };
-            alerts.push(build_alert(
+            let mut alert = build_alert(
                 &fired,
                 article_ref(article),
                 &article.text,
                 &spans,
                 entities,
                 fired_at,
-            ));
+            );
+            if let Some(title) = title {
+                alert.matches.extend(title_matches(title, &title_spans));
+            }
+            alerts.push(alert);
         }
         Ok((alerts, seen))
     }
@@ -372,5 +384,56 @@ first_seen = true
             "{again:?}"
         );
         assert_eq!(pipeline.store().pending_count().expect("count"), 3);
+    }
+
+    #[test]
+    fn title_matches_cite_the_text_or_the_title() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = "[watch]\ndir = \"articles\"\n\n[rules.title-tobruk]\nmatch = 'title:Tobruk'\n";
+        let config = crate::config::load_str(&dir.path().join("config.toml"), config, &|_| None)
+            .expect("config");
+        let mut pipeline = Pipeline::new(
+            Arc::new(config),
+            Store::open_in_memory().expect("store"),
+        );
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).expect("write");
+            path
+        };
+        let paths = vec![
+            // A text file's title is its first line: cited in the text.
+            write("a.txt", "Tobruk air base\n\nThe base at Tobruk."),
+            // An HTML page's <title> text is part of the text: cited there too.
+            write(
+                "b.html",
+                "<html><head><title>Tobruk air base</title></head><body><p>A story.</p></body></html>",
+            ),
+            // Tobruk only in the body.
+            write("c.txt", "Benghazi news\n\nThe base at Tobruk."),
+        ];
+        let outcomes = pipeline
+            .process_batch(&paths, "2026-01-01T00:00:00Z")
+            .expect("batch");
+        let matches = |outcome: &Outcome| match outcome {
+            Outcome::Processed { alerts, .. } => alerts
+                .iter()
+                .flat_map(|a| a.matches.iter().cloned())
+                .collect::<Vec<_>>(),
+            other => panic!("expected processed, got {other:?}"),
+        };
+        let in_text = matches(&outcomes[0]);
+        assert_eq!(in_text.len(), 1);
+        assert_eq!((in_text[0].start, in_text[0].field.as_deref()), (0, None));
+        let html = matches(&outcomes[1]);
+        assert_eq!(html.len(), 1);
+        assert_eq!((html[0].text.as_str(), html[0].start), ("Tobruk", 19));
+        // A title the text never shows is cited in the title, marked so.
+        let in_title = title_matches("The Tobruk base", &[4..10]);
+        assert_eq!((in_title[0].text.as_str(), in_title[0].start), ("Tobruk", 4));
+        let json = serde_json::to_string(&in_title[0]).expect("json");
+        assert!(json.contains(r#""field":"title""#), "{json}");
+        assert!(!serde_json::to_string(&in_text[0]).expect("json").contains("field"));
+        assert!(matches(&outcomes[2]).is_empty());
     }
 }

@@ -70,10 +70,23 @@ pub fn run_rule_tests(config: &Config) -> Vec<Diagnostic> {
                 }
             };
         let text = boilerplate::matchable(&article.text);
-        let fired: BTreeSet<usize> = config.ruleset.scan(&text).iter().map(|m| m.rule).collect();
+        let title = article.title.as_deref();
+        let fired: BTreeSet<usize> = config
+            .ruleset
+            .scan_article(title, &text)
+            .iter()
+            .map(|m| m.rule)
+            .collect();
         for &rule in &test.expect {
             if !fired.contains(&rule) {
-                failures.push(at(failure(config, &test.name, rule, "did not fire", &text)));
+                failures.push(at(failure(
+                    config,
+                    &test.name,
+                    rule,
+                    "did not fire",
+                    title,
+                    &text,
+                )));
             }
         }
         for &rule in &test.expect_not {
@@ -83,6 +96,7 @@ pub fn run_rule_tests(config: &Config) -> Vec<Diagnostic> {
                     &test.name,
                     rule,
                     "fired but must not",
+                    title,
                     &text,
                 )));
             }
@@ -91,8 +105,15 @@ pub fn run_rule_tests(config: &Config) -> Vec<Diagnostic> {
     failures
 }
 
-fn failure(config: &Config, test: &str, rule: usize, what: &str, text: &str) -> String {
-    let explanation = config.ruleset.explain(rule, text);
+fn failure(
+    config: &Config,
+    test: &str,
+    rule: usize,
+    what: &str,
+    title: Option<&str>,
+    text: &str,
+) -> String {
+    let explanation = config.ruleset.explain_article(rule, title, text);
     let excerpt: String = text
         .split_whitespace()
         .collect::<Vec<_>>()

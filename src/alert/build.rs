@@ -40,6 +40,7 @@ pub fn build_alert(
             text: text[span.clone()].to_string(),
             start: span.start,
             end: span.end,
+            ..MatchSpan::default()
         })
         .collect();
     Alert {
@@ -53,6 +54,22 @@ pub fn build_alert(
         matches,
         fired_at: fired_at.to_string(),
     }
+}
+
+/// Matches in the article's title (when the title is not part of the text):
+/// `spans` are byte ranges of `title`.
+pub fn title_matches(title: &str, spans: &[std::ops::Range<usize>]) -> Vec<MatchSpan> {
+    spans
+        .iter()
+        .filter_map(|span| {
+            Some(MatchSpan {
+                text: title.get(span.clone())?.to_string(),
+                start: span.start,
+                end: span.end,
+                field: Some("title".to_string()),
+            })
+        })
+        .collect()
 }
 
 /// A plain-text extract around the first matches: starts a little before

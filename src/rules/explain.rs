@@ -5,19 +5,24 @@
 
 use std::fmt::Write as _;
 
-use super::normalize::{normalize, Normalized};
-use super::ruleset::{evaluate, LeafHits, Node, RuleSet};
+use super::ruleset::{evaluate, LeafHits, Node, RuleSet, TokenSpan};
+use super::scan::ArticleHits;
 
 /// The most matched words shown for one term.
 const SHOWN: usize = 5;
 
 impl RuleSet {
-    /// A readable explanation of rule `rule` on `text`.
+    /// A readable explanation of rule `rule` on `text` (an article without a title).
     pub fn explain(&self, rule: usize, text: &str) -> String {
-        let normalized = normalize(text);
-        let hits = self.leaf_hits(&normalized);
+        self.explain_article(rule, None, text)
+    }
+
+    /// A readable explanation of rule `rule` on an article.
+    pub fn explain_article(&self, rule: usize, title: Option<&str>, text: &str) -> String {
+        let article = self.article_hits(title, text);
+        let hits = &article.leaves;
         let node = &self.rules[rule];
-        let fired = evaluate(node, &hits).is_some_and(|evidence| !evidence.spans.is_empty());
+        let fired = evaluate(node, hits).is_some_and(|evidence| !evidence.spans.is_empty());
         let mut out = format!(
             "{}: {}\n",
             self.rule_id(rule),
@@ -25,8 +30,9 @@ impl RuleSet {
         );
         let context = Context {
             set: self,
-            hits: &hits,
-            normalized: &normalized,
+            hits,
+            article: &article,
+            title: title.unwrap_or_default(),
             text,
         };
         context.node(node, 1, &mut out);
@@ -35,7 +41,12 @@ impl RuleSet {
 
     /// Indexes of the rules with at least one term found in `text`.
     pub fn rules_touched(&self, text: &str) -> Vec<usize> {
-        let hits = self.leaf_hits(&normalize(text));
+        self.rules_touched_article(None, text)
+    }
+
+    /// Indexes of the rules with at least one term found in an article.
+    pub fn rules_touched_article(&self, title: Option<&str>, text: &str) -> Vec<usize> {
+        let hits = self.article_hits(title, text).leaves;
         let mut rules: Vec<usize> = hits.keys().map(|&leaf| self.leaves[leaf].rule).collect();
         rules.sort_unstable();
         rules.dedup();
@@ -46,7 +57,8 @@ impl RuleSet {
 struct Context<'a> {
     set: &'a RuleSet,
     hits: &'a LeafHits,
-    normalized: &'a Normalized,
+    article: &'a ArticleHits,
+    title: &'a str,
     text: &'a str,
 }
 
@@ -97,7 +109,7 @@ impl Context<'_> {
                         .spans
                         .iter()
                         .take(SHOWN)
-                        .map(|span| format!("{:?}", self.words(span.first, span.last)))
+                        .map(|span| format!("{:?}", self.words(*span)))
                         .collect::<Vec<_>>()
                         .join(", "),
                     None if evaluate(left, self.hits).is_some()
@@ -123,7 +135,7 @@ impl Context<'_> {
         let mut sorted: Vec<_> = spans.iter().map(|(span, _)| *span).collect();
         sorted.sort_unstable();
         for span in sorted {
-            let text = format!("{:?}", self.words(span.first, span.last));
+            let text = format!("{:?}", self.words(span));
             if !texts.contains(&text) {
                 texts.push(text);
             }
@@ -136,12 +148,11 @@ impl Context<'_> {
         texts
     }
 
-    /// The original text of words `first..=last`, whitespace collapsed.
-    fn words(&self, first: u32, last: u32) -> String {
-        let tokens = &self.normalized.tokens;
-        let start = tokens[first as usize].start;
-        let end = tokens[last as usize].end;
-        self.text[start..end]
+    /// The original text (or title) of words `span`, whitespace collapsed.
+    fn words(&self, span: TokenSpan) -> String {
+        let (in_title, range) = self.article.bytes(span);
+        let source = if in_title { self.title } else { self.text };
+        source[range]
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(" ")
@@ -199,6 +210,14 @@ mod tests {
         );
         assert!(blocked.contains("✓ Tobruk: \"Tobruk\""), "{blocked}");
         assert_eq!(rules.rules_touched("nothing here"), Vec::<usize>::new());
+        let titled = set("title:entity:minsk AND list:visit");
+        assert_eq!(
+            titled.explain_article(0, Some("Minsk, again"), "Talks began."),
+            "minsk-visit: fires\n  ✓ AND (all of)\n    ✓ title:entity:minsk: \"Minsk\"\n    ✓ list:visit: \"Talks\"\n"
+        );
+        assert!(titled
+            .explain_article(0, None, "Talks in Minsk.")
+            .contains("✗ title:entity:minsk: not found"));
         assert_eq!(rules.rules_touched("Minsk"), [0]);
     }
 }

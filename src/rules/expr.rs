@@ -13,6 +13,7 @@
 //! primary := "(" or ")" | term
 //! term  := word | word* | "phrase" | "phrase prefix*"
 //!        | entity:ID | class:NAME | list:NAME
+//!        | title:term                        the term, in the title only
 //! ```
 //!
 //! This module only knows syntax: it never resolves names and never folds text.
@@ -54,6 +55,8 @@ pub enum TermKind {
     Class(String),
     /// `list:NAME`
     List(String),
+    /// `title:TERM`: the term, found in the article's title only.
+    Title(Box<TermKind>),
 }
 
 /// A syntax error at a byte range of the expression.
@@ -140,60 +143,113 @@ fn is_close_quote(c: char) -> bool {
 
 fn lex(source: &str) -> Result<Vec<Token>, ParseError> {
     let mut tokens = Vec::new();
-    let mut chars = source.char_indices().peekable();
-    while let Some(&(start, c)) = chars.peek() {
+    let mut position = 0;
+    while let Some(c) = source[position..].chars().next() {
         if c.is_whitespace() {
-            chars.next();
+            position += c.len_utf8();
             continue;
         }
-        if c == '(' || c == ')' {
-            chars.next();
-            let kind = if c == '(' {
-                Lexeme::LParen
-            } else {
-                Lexeme::RParen
-            };
-            tokens.push(Token {
-                kind,
-                span: start..start + 1,
-            });
-            continue;
-        }
-        if is_open_quote(c) {
-            chars.next();
-            let content_start = start + c.len_utf8();
-            let mut end = None;
-            for (index, inner) in chars.by_ref() {
-                if is_close_quote(inner) {
-                    end = Some((index, index + inner.len_utf8()));
-                    break;
-                }
-            }
-            let Some((content_end, token_end)) = end else {
-                return Err(ParseError {
-                    message: "unterminated phrase: missing closing '\"'".to_string(),
-                    span: start..source.len(),
-                });
-            };
-            let content = &source[content_start..content_end];
-            let span = start..token_end;
-            let kind = text_term(content, span.clone(), true)?;
-            tokens.push(Token { kind, span });
-            continue;
-        }
-        let mut end = start;
-        while let Some(&(index, inner)) = chars.peek() {
-            if inner.is_whitespace() || inner == '(' || inner == ')' || is_open_quote(inner) {
-                break;
-            }
-            end = index + inner.len_utf8();
-            chars.next();
-        }
-        let span = start..end;
-        let kind = word_lexeme(&source[start..end], span.clone())?;
-        tokens.push(Token { kind, span });
+        let (token, end) = lex_one(source, position)?;
+        tokens.push(token);
+        position = end;
     }
     Ok(tokens)
+}
+
+/// The token starting at byte `start` (not whitespace), and where it ends.
+fn lex_one(source: &str, start: usize) -> Result<(Token, usize), ParseError> {
+    let rest = &source[start..];
+    let Some(c) = rest.chars().next() else {
+        return Err(ParseError {
+            message: "expected a term at the end of the expression".to_string(),
+            span: start..start,
+        });
+    };
+    if c == '(' || c == ')' {
+        let kind = if c == '(' {
+            Lexeme::LParen
+        } else {
+            Lexeme::RParen
+        };
+        return Ok((
+            Token {
+                kind,
+                span: start..start + 1,
+            },
+            start + 1,
+        ));
+    }
+    if rest.starts_with(TITLE_PREFIX) {
+        return lex_title(source, start);
+    }
+    if is_open_quote(c) {
+        let content_start = start + c.len_utf8();
+        let Some((index, close)) = source[content_start..]
+            .char_indices()
+            .find(|&(_, inner)| is_close_quote(inner))
+        else {
+            return Err(ParseError {
+                message: "unterminated phrase: missing closing '\"'".to_string(),
+                span: start..source.len(),
+            });
+        };
+        let content_end = content_start + index;
+        let token_end = content_end + close.len_utf8();
+        let span = start..token_end;
+        let kind = text_term(&source[content_start..content_end], span.clone(), true)?;
+        return Ok((Token { kind, span }, token_end));
+    }
+    let end = rest
+        .char_indices()
+        .find(|&(_, inner)| {
+            inner.is_whitespace() || inner == '(' || inner == ')' || is_open_quote(inner)
+        })
+        .map_or(source.len(), |(index, _)| start + index);
+    let span = start..end;
+    let kind = word_lexeme(&source[start..end], span.clone())?;
+    Ok((Token { kind, span }, end))
+}
+
+/// `title:` restricts the term right after it to the article's title.
+const TITLE_PREFIX: &str = "title:";
+
+/// `title:term`: the term (word, phrase, entity, class or list) must be
+/// written right after the colon.
+fn lex_title(source: &str, start: usize) -> Result<(Token, usize), ParseError> {
+    let after = start + TITLE_PREFIX.len();
+    let prefix_span = start..after;
+    let next = source[after..].chars().next();
+    if next.is_none_or(|c| c.is_whitespace() || c == '(' || c == ')') {
+        let message = if next == Some('(') {
+            "'title:' applies to one term, not a group: write title:a OR title:b"
+        } else {
+            "'title:' needs a term right after the colon"
+        };
+        return Err(ParseError {
+            message: message.to_string(),
+            span: prefix_span,
+        });
+    }
+    if source[after..].starts_with(TITLE_PREFIX) {
+        return Err(ParseError {
+            message: "'title:' is written twice".to_string(),
+            span: after..after + TITLE_PREFIX.len(),
+        });
+    }
+    let (inner, end) = lex_one(source, after)?;
+    match inner.kind {
+        Lexeme::Term(kind) => Ok((
+            Token {
+                kind: Lexeme::Term(TermKind::Title(Box::new(kind))),
+                span: start..end,
+            },
+            end,
+        )),
+        other => Err(ParseError {
+            message: format!("'title:' needs a term, found {}", other.describe()),
+            span: inner.span,
+        }),
+    }
 }
 
 fn word_lexeme(word: &str, span: Range<usize>) -> Result<Lexeme, ParseError> {
@@ -416,6 +472,13 @@ mod tests {
                 TermKind::Entity(name) => format!("entity:{name}"),
                 TermKind::Class(name) => format!("class:{name}"),
                 TermKind::List(name) => format!("list:{name}"),
+                TermKind::Title(inner) => format!(
+                    "title:{}",
+                    show(&Expr::Term(Term {
+                        kind: (**inner).clone(),
+                        span: 0..0
+                    }))
+                ),
             },
             Expr::And(parts) => format!(
                 "(and {})",
@@ -458,6 +521,10 @@ mod tests {
             (r#""air defen*""#, r#""air defen"*"#),
             (r#"Tor-M2 "and" Minsk"#, r#"(and "Tor-M2" "and" "Minsk")"#),
             ("((Tobruk))", r#""Tobruk""#),
+            ("title:Tobruk", r#"title:"Tobruk""#),
+            (r#"title:"air base" Minsk"#, r#"(and title:"air base" "Minsk")"#),
+            ("title:entity:minsk OR title:visit*", r#"(or title:entity:minsk title:"visit"*)"#),
+            ("subtitle:x", r#""subtitle:x""#),
         ];
         for (source, expected) in cases {
             let expr = parse(source).unwrap_or_else(|e| panic!("{source:?}: {e:?}"));
@@ -483,7 +550,7 @@ mod tests {
 
     #[test]
     fn errors_point_at_the_offending_bytes() {
-        let cases: [(&str, &str, Range<usize>); 13] = [
+        let cases: &[(&str, &str, Range<usize>)] = &[
             ("a or b", "operators are upper case: write OR (to search for the word itself, quote it: \"or\")", 2..4),
             ("", "empty match expression", 0..0),
             ("   ", "empty match expression", 0..3),
@@ -497,11 +564,17 @@ mod tests {
             ("entity: x", "'entity:' needs a name right after the colon", 0..7),
             ("a OR OR b", "expected a term, found OR", 5..7),
             ("Tobruk -- ", "term \"--\" has no letters or digits", 7..9),
+            ("a title: Tobruk", "'title:' needs a term right after the colon", 2..8),
+            ("title:(a OR b)", "'title:' applies to one term, not a group: write title:a OR title:b", 0..6),
+            ("a title:title:b", "'title:' is written twice", 8..14),
+            ("title:OR", "'title:' needs a term, found OR", 6..8),
+            ("title:entity:", "'entity:' needs a name right after the colon", 6..13),
+            ("title:\"air", "unterminated phrase: missing closing '\"'", 6..10),
         ];
         for (source, message, span) in cases {
             let error = parse(source).expect_err(source);
-            assert_eq!(error.message, message, "source {source:?}");
-            assert_eq!(error.span, span, "source {source:?}");
+            assert_eq!(error.message, *message, "source {source:?}");
+            assert_eq!(error.span, *span, "source {source:?}");
         }
     }
 }

@@ -9,6 +9,7 @@ mod explain;
 pub mod expr;
 pub mod normalize;
 pub mod ruleset;
+mod scan;
 
 #[cfg(test)]
 mod tests;

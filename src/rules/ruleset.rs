@@ -16,7 +16,7 @@ use std::ops::Range;
 use aho_corasick::{AhoCorasick, MatchKind};
 
 use super::expr::{Expr, TermKind};
-use super::normalize::{normalize, normalize_term, Normalized};
+use super::normalize::{normalize_term, Normalized};
 
 /// An entity as the rule set needs it.
 #[derive(Debug, Clone, Default)]
@@ -75,6 +75,11 @@ pub struct RuleMatch {
     pub spans: Vec<Range<usize>>,
     /// Entity mentions among them: (entity index, byte range), in text order.
     pub entities: Vec<(usize, Range<usize>)>,
+    /// Byte ranges of the article's title, for `title:` hits when the title
+    /// is not part of the text (see [`RuleSet::scan_article`]); sorted.
+    pub title_spans: Vec<Range<usize>>,
+    /// Entity mentions in those title ranges.
+    pub title_entities: Vec<(usize, Range<usize>)>,
 }
 
 type PatternId = usize;
@@ -104,6 +109,8 @@ pub(super) struct Leaf {
     entities: Vec<EntityIdx>,
     /// The term as written in the rule, for explanations.
     pub(super) label: String,
+    /// `title:term`: hits count only inside the article's title.
+    pub(super) title: bool,
 }
 
 #[derive(Debug)]
@@ -172,7 +179,7 @@ impl TokenSpan {
 #[derive(Debug, Default)]
 pub(super) struct Evidence {
     pub(super) spans: Vec<TokenSpan>,
-    entities: Vec<(EntityIdx, TokenSpan)>,
+    pub(super) entities: Vec<(EntityIdx, TokenSpan)>,
 }
 
 impl RuleSet {
@@ -247,13 +254,14 @@ impl RuleSet {
         &self.entity_ids[entity]
     }
 
-    /// Runs every rule on `text`; returns the rules that fire, in rule order.
+    /// Runs every rule on `text` (an article without a title); returns the
+    /// rules that fire, in rule order. See [`RuleSet::scan_article`].
     pub fn scan(&self, text: &str) -> Vec<RuleMatch> {
-        let normalized = normalize(text);
-        self.scan_normalized(&normalized)
+        self.scan_article(None, text)
     }
 
-    /// Like [`RuleSet::scan`] on text that is already normalised.
+    /// Like [`RuleSet::scan`] on text that is already normalised, for rule
+    /// sets of plain terms only: `title:` terms never hold here.
     pub fn scan_normalized(&self, normalized: &Normalized) -> Vec<RuleMatch> {
         let leaf_spans = self.leaf_hits(normalized);
         if leaf_spans.is_empty() {
@@ -344,7 +352,11 @@ impl RuleSet {
     }
 }
 
-fn to_rule_match(rule: usize, mut evidence: Evidence, normalized: &Normalized) -> RuleMatch {
+pub(super) fn to_rule_match(
+    rule: usize,
+    mut evidence: Evidence,
+    normalized: &Normalized,
+) -> RuleMatch {
     let bytes = |span: TokenSpan| {
         normalized.tokens[span.first as usize].start..normalized.tokens[span.last as usize].end
     };
@@ -372,6 +384,8 @@ fn to_rule_match(rule: usize, mut evidence: Evidence, normalized: &Normalized) -
             .into_iter()
             .map(|(entity, span)| (entity, bytes(span)))
             .collect(),
+        title_spans: Vec::new(),
+        title_entities: Vec::new(),
     }
 }
 
@@ -609,6 +623,10 @@ impl<'a> Compiler<'a> {
     }
 
     fn leaf(&mut self, index: usize, kind: &TermKind, span: &Range<usize>) -> Option<LeafId> {
+        let (kind, title) = match kind {
+            TermKind::Title(inner) => (&**inner, true),
+            other => (other, false),
+        };
         let leaf = self.leaves.len();
         let label = match kind {
             TermKind::Text { text, prefix } => {
@@ -622,10 +640,13 @@ impl<'a> Compiler<'a> {
             TermKind::Entity(name) => format!("entity:{name}"),
             TermKind::Class(name) => format!("class:{name}"),
             TermKind::List(name) => format!("list:{name}"),
+            TermKind::Title(_) => String::new(),
         };
+        let label = if title { format!("title:{label}") } else { label };
         self.leaves.push(Leaf {
             rule: index,
             label,
+            title,
             ..Leaf::default()
         });
         let error = |message: String| CompileError {
@@ -682,6 +703,8 @@ impl<'a> Compiler<'a> {
                 }
                 self.leaves[leaf].entities = members;
             }
+            // The lexer never nests `title:`.
+            TermKind::Title(_) => return None,
             TermKind::List(name) => {
                 let Some(items) = self.input.lists.get(name) else {
                     let known = self.input.lists.keys().map(String::as_str);

@@ -225,3 +225,67 @@ fn identical_terms_share_one_pattern() {
     assert_eq!(set.pattern_count(), 3 + 3 + 3 + 2 + 3 + 2);
     assert_eq!(set.scan("Tobruk").len(), 2);
 }
+
+/// Runs one rule on an article with a title; returns the cited texts (title
+/// citations prefixed "title:"), or None when it did not fire.
+fn fire_article(rule: &str, title: Option<&str>, text: &str) -> Option<Vec<String>> {
+    let set = RuleSet::compile(&input(&[("r", rule)])).expect("rule compiles");
+    let mut fired = set.scan_article(title, text);
+    assert!(fired.len() <= 1);
+    fired.pop().map(|m| {
+        let in_text = m.spans.iter().map(|s| text[s.clone()].to_string());
+        let in_title = m
+            .title_spans
+            .iter()
+            .map(|s| format!("title:{}", &title.unwrap_or_default()[s.clone()]));
+        in_text.chain(in_title).collect()
+    })
+}
+
+#[test]
+fn title_terms_look_at_the_title_only() {
+    // (rule, title, text, cited texts or None)
+    let txt = "Haftar visits Minsk\nby | May 30, 2025\n\nTalks on the Tobruk air base.";
+    let cases: &[(&str, Option<&str>, &str, Option<&[&str]>)] = &[
+        // The title is the text's first line: cited where it is in the text.
+        ("title:Minsk", Some("Haftar visits Minsk"), txt, Some(&["Minsk"])),
+        ("title:entity:minsk", Some("Haftar visits Minsk"), txt, Some(&["Minsk"])),
+        // Tobruk is in the text, not in the title.
+        ("title:Tobruk", Some("Haftar visits Minsk"), txt, None),
+        ("Tobruk", Some("Haftar visits Minsk"), txt, Some(&["Tobruk"])),
+        ("title:Tobruk", None, "Tobruk\n\nTobruk again", None),
+        (
+            "title:\"visits Minsk\" AND Tobruk",
+            Some("Haftar visits Minsk"),
+            txt,
+            Some(&["visits Minsk", "Tobruk"]),
+        ),
+        // A title the text never shows (an HTML <title>): cited in the title.
+        (
+            "title:visit* AND Tobruk",
+            Some("Haftar’s visit | News site"),
+            "Talks on the Tobruk air base.",
+            Some(&["Tobruk", "title:visit"]),
+        ),
+        // Entity `not` contexts hold in titles too: Minsk agreements are not Minsk.
+        ("title:entity:minsk", Some("New life for the Minsk agreements"), "Body.", None),
+        // A title scanned apart is never NEAR a word of the text.
+        (
+            "title:Minsk NEAR/5 list:visit",
+            Some("Minsk"),
+            "The visit was long.",
+            None,
+        ),
+        // The title's first occurrence counts, later mentions of its words do not.
+        ("title:Tobruk", Some("Benghazi"), "Benghazi\n\nTobruk", None),
+    ];
+    for (rule, title, text, expected) in cases {
+        let expected =
+            expected.map(|texts| texts.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            fire_article(rule, *title, text),
+            expected,
+            "rule {rule:?} on title {title:?}, text {text:?}"
+        );
+    }
+}
