@@ -830,10 +830,17 @@ impl Loader<'_> {
 
 fn mentions_entities(expr: &Expr) -> bool {
     match expr {
-        Expr::Term(term) => matches!(term.kind, TermKind::Entity(_) | TermKind::Class(_)),
+        Expr::Term(term) => match &term.kind {
+            TermKind::Title(inner) => matches!(**inner, TermKind::Entity(_) | TermKind::Class(_)),
+            kind => matches!(kind, TermKind::Entity(_) | TermKind::Class(_)),
+        },
         Expr::And(parts) | Expr::Or(parts) => parts.iter().any(mentions_entities),
         Expr::Not(_) => false,
         Expr::Near { left, right, .. } => mentions_entities(left) || mentions_entities(right),
+        Expr::AtLeast { parts, .. } | Expr::Sentence { parts, .. } => {
+            parts.iter().any(mentions_entities)
+        }
+        Expr::Count { inner, .. } => mentions_entities(inner),
     }
 }
 

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use super::ruleset::{evaluate, LeafHits, Node, RuleSet, TokenSpan};
+use super::ruleset::{distinct_spans, evaluate, Evidence, Node, RuleSet, TokenSpan};
 use super::scan::ArticleHits;
 
 /// The most matched words shown for one term.
@@ -20,9 +20,8 @@ impl RuleSet {
     /// A readable explanation of rule `rule` on an article.
     pub fn explain_article(&self, rule: usize, title: Option<&str>, text: &str) -> String {
         let article = self.article_hits(title, text);
-        let hits = &article.leaves;
         let node = &self.rules[rule];
-        let fired = evaluate(node, hits).is_some_and(|evidence| !evidence.spans.is_empty());
+        let fired = evaluate(node, &article).is_some_and(|evidence| !evidence.spans.is_empty());
         let mut out = format!(
             "{}: {}\n",
             self.rule_id(rule),
@@ -30,8 +29,7 @@ impl RuleSet {
         );
         let context = Context {
             set: self,
-            hits,
-            article: &article,
+            hits: &article,
             title: title.unwrap_or_default(),
             text,
         };
@@ -56,8 +54,7 @@ impl RuleSet {
 
 struct Context<'a> {
     set: &'a RuleSet,
-    hits: &'a LeafHits,
-    article: &'a ArticleHits,
+    hits: &'a ArticleHits,
     title: &'a str,
     text: &'a str,
 }
@@ -123,13 +120,75 @@ impl Context<'_> {
                 self.node(left, depth + 1, out);
                 self.node(right, depth + 1, out);
             }
+            Node::AtLeast { min, parts } => {
+                let holding = parts
+                    .iter()
+                    .filter(|part| evaluate(part, self.hits).is_some())
+                    .count();
+                let _ = writeln!(
+                    out,
+                    "{indent}{mark} {min} OF (at least {min} of {}): {holding} hold",
+                    parts.len()
+                );
+                for part in parts {
+                    self.node(part, depth + 1, out);
+                }
+            }
+            Node::Count { inner, comparison } => {
+                let found = evaluate(inner, self.hits)
+                    .map_or(0, |evidence| distinct_spans(&evidence));
+                let _ = writeln!(
+                    out,
+                    "{indent}{mark} count {comparison}: found {found}"
+                );
+                self.node(inner, depth + 1, out);
+            }
+            Node::Sentence(parts) => {
+                let detail = match evaluate(node, self.hits) {
+                    Some(evidence) => self.windows(&evidence).join(", "),
+                    None if parts.iter().all(|part| evaluate(part, self.hits).is_some()) => {
+                        "all found, but never in one sentence".to_string()
+                    }
+                    None => "an operand is missing".to_string(),
+                };
+                let _ = writeln!(out, "{indent}{mark} SENTENCE: {detail}");
+                for part in parts {
+                    self.node(part, depth + 1, out);
+                }
+            }
         }
+    }
+
+    /// For each sentence with evidence, the words from its first to its last
+    /// match, quoted, at most [`SHOWN`].
+    fn windows(&self, evidence: &Evidence) -> Vec<String> {
+        let mut by_sentence: std::collections::BTreeMap<u32, TokenSpan> = Default::default();
+        for &span in &evidence.spans {
+            let sentence = self
+                .hits
+                .sentences
+                .get(span.first as usize)
+                .copied()
+                .unwrap_or(u32::MAX);
+            by_sentence
+                .entry(sentence)
+                .and_modify(|window| {
+                    window.first = window.first.min(span.first);
+                    window.last = window.last.max(span.last);
+                })
+                .or_insert(span);
+        }
+        by_sentence
+            .values()
+            .take(SHOWN)
+            .map(|&window| format!("{:?}", self.words(window)))
+            .collect()
     }
 
     /// The distinct texts a leaf matched, quoted, at most [`SHOWN`].
     fn found(&self, leaf: usize) -> Vec<String> {
         let mut texts: Vec<String> = Vec::new();
-        let Some(spans) = self.hits.get(&leaf) else {
+        let Some(spans) = self.hits.leaves.get(&leaf) else {
             return texts;
         };
         let mut sorted: Vec<_> = spans.iter().map(|(span, _)| *span).collect();
@@ -150,7 +209,7 @@ impl Context<'_> {
 
     /// The original text (or title) of words `span`, whitespace collapsed.
     fn words(&self, span: TokenSpan) -> String {
-        let (in_title, range) = self.article.bytes(span);
+        let (in_title, range) = self.hits.bytes(span);
         let source = if in_title { self.title } else { self.text };
         source[range]
             .split_whitespace()
@@ -218,6 +277,14 @@ mod tests {
         assert!(titled
             .explain_article(0, None, "Talks in Minsk.")
             .contains("✗ title:entity:minsk: not found"));
+        let combined = set("2 OF (Tobruk, count(talks) >= 2, SENTENCE(entity:minsk, list:visit))");
+        assert_eq!(
+            combined.explain(0, "Talks began. Talks went on in Minsk."),
+            "minsk-visit: fires\n  ✓ 2 OF (at least 2 of 3): 2 hold\n    ✗ Tobruk: not found\n    ✓ count >= 2: found 2\n      ✓ talks: \"Talks\"\n    ✓ SENTENCE: \"Talks went on in Minsk\"\n      ✓ entity:minsk: \"Minsk\"\n      ✓ list:visit: \"Talks\"\n"
+        );
+        let apart = combined.explain(0, "Minsk is far. Talks began.");
+        assert!(apart.contains("✗ SENTENCE: all found, but never in one sentence"), "{apart}");
+        assert!(apart.contains("✗ count >= 2: found 1"), "{apart}");
         assert_eq!(rules.rules_touched("Minsk"), [0]);
     }
 }

@@ -11,6 +11,11 @@
 //! near  := unary ( "NEAR/" n unary )*     left-associative
 //! unary := "NOT" unary | primary
 //! primary := "(" or ")" | term
+//!          | N "OF" "(" args ")"                    at least N operands hold
+//!          | "count(" or ")" cmp N                  occurrences compared to N
+//!          | "SENTENCE(" args ")"                   all operands in one sentence
+//! args  := or ( "," or )*
+//! cmp   := ">=" | ">" | "=" | "<=" | "<"
 //! term  := word | word* | "phrase" | "phrase prefix*"
 //!        | entity:ID | class:NAME | list:NAME
 //!        | title:term                        the term, in the title only
@@ -36,6 +41,73 @@ pub enum Expr {
         /// Where the `NEAR/n` operator is, for error messages.
         span: Range<usize>,
     },
+    /// `N OF (a, b, ...)`: at least `min` of the operands hold.
+    AtLeast {
+        min: u32,
+        parts: Vec<Expr>,
+        span: Range<usize>,
+    },
+    /// `count(a) >= N`: the number of distinct matches of `a`, compared.
+    Count {
+        inner: Box<Expr>,
+        comparison: Comparison,
+        span: Range<usize>,
+    },
+    /// `SENTENCE(a, b, ...)`: every operand matches inside one sentence.
+    Sentence {
+        parts: Vec<Expr>,
+        span: Range<usize>,
+    },
+}
+
+/// `>= 3` and the like, as in `count(a) >= 3`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Comparison {
+    pub op: CompareOp,
+    pub value: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompareOp {
+    AtLeast,
+    MoreThan,
+    Equal,
+    AtMost,
+    LessThan,
+}
+
+impl Comparison {
+    /// Whether `count` satisfies the comparison.
+    pub fn holds(self, count: u64) -> bool {
+        let value = u64::from(self.value);
+        match self.op {
+            CompareOp::AtLeast => count >= value,
+            CompareOp::MoreThan => count > value,
+            CompareOp::Equal => count == value,
+            CompareOp::AtMost => count <= value,
+            CompareOp::LessThan => count < value,
+        }
+    }
+}
+
+impl fmt::Display for Comparison {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let op = match self.op {
+            CompareOp::AtLeast => ">=",
+            CompareOp::MoreThan => ">",
+            CompareOp::Equal => "=",
+            CompareOp::AtMost => "<=",
+            CompareOp::LessThan => "<",
+        };
+        write!(f, "{op} {}", self.value)
+    }
+}
+
+/// The functions: a name written right before `(`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Function {
+    Count,
+    Sentence,
 }
 
 /// A leaf of the expression, with its position in the source.
@@ -92,6 +164,7 @@ pub fn parse(source: &str) -> Result<Expr, ParseError> {
     if let Some(token) = parser.peek() {
         let message = match token.kind {
             Lexeme::RParen => "unmatched ')'".to_string(),
+            Lexeme::Comma => COMMA_OUTSIDE.to_string(),
             _ => format!("unexpected {}", token.kind.describe()),
         };
         return Err(ParseError {
@@ -102,6 +175,8 @@ pub fn parse(source: &str) -> Result<Expr, ParseError> {
     Ok(expr)
 }
 
+const COMMA_OUTSIDE: &str = "',' only separates the operands of OF, SENTENCE and count (to search for a comma, quote the phrase)";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Lexeme {
     LParen,
@@ -111,6 +186,11 @@ enum Lexeme {
     Not,
     Near(u32),
     Term(TermKind),
+    Comma,
+    Of,
+    Compare(CompareOp),
+    /// A function name and its opening parenthesis: `SENTENCE(`.
+    Call(Function),
 }
 
 impl Lexeme {
@@ -123,6 +203,16 @@ impl Lexeme {
             Lexeme::Not => "NOT".to_string(),
             Lexeme::Near(distance) => format!("NEAR/{distance}"),
             Lexeme::Term(_) => "term".to_string(),
+            Lexeme::Comma => "','".to_string(),
+            Lexeme::Of => "OF".to_string(),
+            Lexeme::Compare(op) => format!(
+                "'{}'",
+                Comparison { op: *op, value: 0 }
+                    .to_string()
+                    .trim_end_matches(" 0")
+            ),
+            Lexeme::Call(Function::Count) => "count(".to_string(),
+            Lexeme::Call(Function::Sentence) => "SENTENCE(".to_string(),
         }
     }
 }
@@ -179,6 +269,24 @@ fn lex_one(source: &str, start: usize) -> Result<(Token, usize), ParseError> {
             start + 1,
         ));
     }
+    if c == ',' {
+        return Ok((
+            Token {
+                kind: Lexeme::Comma,
+                span: start..start + 1,
+            },
+            start + 1,
+        ));
+    }
+    if let Some((op, length)) = comparison_at(rest) {
+        return Ok((
+            Token {
+                kind: Lexeme::Compare(op),
+                span: start..start + length,
+            },
+            start + length,
+        ));
+    }
     if rest.starts_with(TITLE_PREFIX) {
         return lex_title(source, start);
     }
@@ -199,15 +307,62 @@ fn lex_one(source: &str, start: usize) -> Result<(Token, usize), ParseError> {
         let kind = text_term(&source[content_start..content_end], span.clone(), true)?;
         return Ok((Token { kind, span }, token_end));
     }
+    let mut previous = None;
     let end = rest
         .char_indices()
-        .find(|&(_, inner)| {
-            inner.is_whitespace() || inner == '(' || inner == ')' || is_open_quote(inner)
+        .find(|&(index, inner)| {
+            let ends = inner.is_whitespace()
+                || matches!(inner, '(' | ')' | '<' | '>' | '=')
+                || is_open_quote(inner)
+                || (inner == ',' && !is_digit_comma(previous, rest[index + 1..].chars().next()));
+            previous = Some(inner);
+            ends
         })
         .map_or(source.len(), |(index, _)| start + index);
+    let word = &source[start..end];
+    if source[end..].starts_with('(') {
+        let function = match word {
+            "count" | "COUNT" => Some(Function::Count),
+            "SENTENCE" => Some(Function::Sentence),
+            _ => None,
+        };
+        if let Some(function) = function {
+            return Ok((
+                Token {
+                    kind: Lexeme::Call(function),
+                    span: start..end + 1,
+                },
+                end + 1,
+            ));
+        }
+    }
     let span = start..end;
-    let kind = word_lexeme(&source[start..end], span.clone())?;
+    let kind = word_lexeme(word, span.clone())?;
     Ok((Token { kind, span }, end))
+}
+
+/// A comma between two digits (`1,000`) is part of a term; any other comma
+/// separates operands.
+fn is_digit_comma(before: Option<char>, after: Option<char>) -> bool {
+    before.is_some_and(|c| c.is_ascii_digit()) && after.is_some_and(|c| c.is_ascii_digit())
+}
+
+/// `>=`, `>`, `=`, `<=` or `<` at the start of `text`, and its length.
+fn comparison_at(text: &str) -> Option<(CompareOp, usize)> {
+    let op = if text.starts_with(">=") {
+        (CompareOp::AtLeast, 2)
+    } else if text.starts_with("<=") {
+        (CompareOp::AtMost, 2)
+    } else if text.starts_with('>') {
+        (CompareOp::MoreThan, 1)
+    } else if text.starts_with('<') {
+        (CompareOp::LessThan, 1)
+    } else if text.starts_with('=') {
+        (CompareOp::Equal, 1)
+    } else {
+        return None;
+    };
+    Some(op)
 }
 
 /// `title:` restricts the term right after it to the article's title.
@@ -257,6 +412,7 @@ fn word_lexeme(word: &str, span: Range<usize>) -> Result<Lexeme, ParseError> {
         "AND" => return Ok(Lexeme::And),
         "OR" => return Ok(Lexeme::Or),
         "NOT" => return Ok(Lexeme::Not),
+        "OF" => return Ok(Lexeme::Of),
         "NEAR" => {
             return Err(ParseError {
                 message: "NEAR needs a distance in words, e.g. NEAR/5".to_string(),
@@ -278,7 +434,8 @@ fn word_lexeme(word: &str, span: Range<usize>) -> Result<Lexeme, ParseError> {
     }
     let lower = word.to_ascii_lowercase();
     let is_operator_word =
-        matches!(lower.as_str(), "and" | "or" | "not" | "near") || lower.starts_with("near/");
+        matches!(lower.as_str(), "and" | "or" | "not" | "near" | "sentence")
+            || lower.starts_with("near/");
     if is_operator_word && word != word.to_ascii_uppercase() {
         return Err(ParseError {
             message: format!(
@@ -375,7 +532,7 @@ impl Parser {
                     self.advance();
                     parts.push(self.parse_near()?);
                 }
-                Some(Lexeme::Term(_) | Lexeme::LParen | Lexeme::Not) => {
+                Some(Lexeme::Term(_) | Lexeme::LParen | Lexeme::Not | Lexeme::Call(_)) => {
                     parts.push(self.parse_near()?);
                 }
                 _ => break,
@@ -425,10 +582,49 @@ impl Parser {
             });
         };
         match token.kind {
+            Lexeme::Term(TermKind::Text {
+                ref text,
+                prefix: false,
+            }) if matches!(self.peek().map(|t| &t.kind), Some(Lexeme::Of)) => {
+                self.parse_of(text, token.span.clone())
+            }
             Lexeme::Term(kind) => Ok(Expr::Term(Term {
                 kind,
                 span: token.span,
             })),
+            Lexeme::Of => Err(ParseError {
+                message: "OF needs a number before it, e.g. 2 OF (a, b, c)".to_string(),
+                span: token.span,
+            }),
+            Lexeme::Call(Function::Sentence) => {
+                let parts = self.parse_arguments(&token.span)?;
+                if parts.len() < 2 {
+                    return Err(ParseError {
+                        message: "SENTENCE needs at least two operands, e.g. SENTENCE(a, b)"
+                            .to_string(),
+                        span: token.span,
+                    });
+                }
+                Ok(Expr::Sentence {
+                    parts,
+                    span: token.span,
+                })
+            }
+            Lexeme::Call(Function::Count) => {
+                let mut parts = self.parse_arguments(&token.span)?;
+                if parts.len() != 1 {
+                    return Err(ParseError {
+                        message: "count takes one operand, e.g. count(Tobruk) >= 3".to_string(),
+                        span: token.span,
+                    });
+                }
+                let comparison = self.parse_comparison("count(...)", &token.span)?;
+                Ok(Expr::Count {
+                    inner: Box::new(parts.remove(0)),
+                    comparison,
+                    span: token.span,
+                })
+            }
             Lexeme::LParen => {
                 let inner = self.parse_or()?;
                 match self.advance() {
@@ -436,6 +632,13 @@ impl Parser {
                         kind: Lexeme::RParen,
                         ..
                     }) => Ok(inner),
+                    Some(Token {
+                        kind: Lexeme::Comma,
+                        span,
+                    }) => Err(ParseError {
+                        message: COMMA_OUTSIDE.to_string(),
+                        span,
+                    }),
                     _ => Err(ParseError {
                         message: "'(' is never closed".to_string(),
                         span: token.span,
@@ -445,6 +648,109 @@ impl Parser {
             other => Err(ParseError {
                 message: format!("expected a term, found {}", other.describe()),
                 span: token.span,
+            }),
+        }
+    }
+}
+
+impl Parser {
+    /// `N OF ( a, b, ... )` after the number `N` (already read).
+    fn parse_of(&mut self, number: &str, number_span: Range<usize>) -> Result<Expr, ParseError> {
+        let of = self.advance().map(|t| t.span).unwrap_or_else(|| self.end_span());
+        let span = number_span.start..of.end;
+        let min = number.parse::<u32>().ok().filter(|&n| n >= 1);
+        let Some(min) = min else {
+            return Err(ParseError {
+                message: format!("OF needs a whole number of at least 1 before it, not {number:?}"),
+                span: number_span,
+            });
+        };
+        let open = match self.advance() {
+            Some(Token {
+                kind: Lexeme::LParen,
+                span,
+            }) => span,
+            _ => {
+                return Err(ParseError {
+                    message: "OF needs its operands in parentheses, e.g. 2 OF (a, b, c)"
+                        .to_string(),
+                    span: of,
+                })
+            }
+        };
+        let parts = self.parse_arguments(&open)?;
+        if min as usize > parts.len() {
+            return Err(ParseError {
+                message: format!(
+                    "{min} OF ({} operands) can never hold",
+                    parts.len()
+                ),
+                span: number_span,
+            });
+        }
+        Ok(Expr::AtLeast { min, parts, span })
+    }
+
+    /// Operands separated by commas, up to the `)` that closes `open`.
+    fn parse_arguments(&mut self, open: &Range<usize>) -> Result<Vec<Expr>, ParseError> {
+        let mut parts = vec![self.parse_or()?];
+        loop {
+            match self.advance() {
+                Some(Token {
+                    kind: Lexeme::Comma,
+                    ..
+                }) => parts.push(self.parse_or()?),
+                Some(Token {
+                    kind: Lexeme::RParen,
+                    ..
+                }) => return Ok(parts),
+                None => {
+                    return Err(ParseError {
+                        message: "'(' is never closed".to_string(),
+                        span: open.clone(),
+                    })
+                }
+                Some(other) => {
+                    return Err(ParseError {
+                        message: format!("expected ',' or ')', found {}", other.kind.describe()),
+                        span: other.span,
+                    })
+                }
+            }
+        }
+    }
+
+    /// `>= N` after `what`.
+    fn parse_comparison(
+        &mut self,
+        what: &str,
+        at: &Range<usize>,
+    ) -> Result<Comparison, ParseError> {
+        let op = match self.advance() {
+            Some(Token {
+                kind: Lexeme::Compare(op),
+                ..
+            }) => op,
+            other => {
+                return Err(ParseError {
+                    message: format!("{what} needs a comparison after it, e.g. >= 3"),
+                    span: other.map_or(at.clone(), |t| t.span),
+                })
+            }
+        };
+        match self.advance() {
+            Some(Token {
+                kind: Lexeme::Term(TermKind::Text { text, prefix: false }),
+                span,
+            }) => text.parse::<u32>().map(|value| Comparison { op, value }).map_err(|_| {
+                ParseError {
+                    message: format!("expected a whole number after the comparison, not {text:?}"),
+                    span,
+                }
+            }),
+            other => Err(ParseError {
+                message: "expected a whole number after the comparison".to_string(),
+                span: other.map_or(self.end_span(), |t| t.span),
             }),
         }
     }
@@ -495,6 +801,17 @@ mod tests {
                 distance,
                 ..
             } => format!("(near/{distance} {} {})", show(left), show(right)),
+            Expr::AtLeast { min, parts, .. } => format!(
+                "({min}-of {})",
+                parts.iter().map(show).collect::<Vec<_>>().join(" ")
+            ),
+            Expr::Count {
+                inner, comparison, ..
+            } => format!("(count {} {comparison})", show(inner)),
+            Expr::Sentence { parts, .. } => format!(
+                "(sentence {})",
+                parts.iter().map(show).collect::<Vec<_>>().join(" ")
+            ),
         }
     }
 
@@ -525,6 +842,20 @@ mod tests {
             (r#"title:"air base" Minsk"#, r#"(and title:"air base" "Minsk")"#),
             ("title:entity:minsk OR title:visit*", r#"(or title:entity:minsk title:"visit"*)"#),
             ("subtitle:x", r#""subtitle:x""#),
+            ("2 OF (a, b, c)", r#"(2-of "a" "b" "c")"#),
+            ("2 OF (a NEAR/2 b, c OR d, e f) g", r#"(and (2-of (near/2 "a" "b") (or "c" "d") (and "e" "f")) "g")"#),
+            ("count(Tobruk) >= 3", r#"(count "Tobruk" >= 3)"#),
+            ("count(entity:minsk)>2", "(count entity:minsk > 2)"),
+            ("COUNT(a OR b) = 1", r#"(count (or "a" "b") = 1)"#),
+            ("count(a) <= 1 b", r#"(and (count "a" <= 1) "b")"#),
+            ("count(a) < 4 OR b", r#"(or (count "a" < 4) "b")"#),
+            ("SENTENCE(entity:minsk, list:visit)", "(sentence entity:minsk list:visit)"),
+            ("Tobruk SENTENCE(a,b)", r#"(and "Tobruk" (sentence "a" "b"))"#),
+            ("count", r#""count""#),
+            ("vote count (a)", r#"(and "vote" "count" "a")"#),
+            ("“House of Belarus”", r#""House of Belarus""#),
+            ("\"Minsk, Belarus\"", r#""Minsk, Belarus""#),
+            ("1,000 troops", r#"(and "1,000" "troops")"#),
         ];
         for (source, expected) in cases {
             let expr = parse(source).unwrap_or_else(|e| panic!("{source:?}: {e:?}"));
@@ -570,6 +901,24 @@ mod tests {
             ("title:OR", "'title:' needs a term, found OR", 6..8),
             ("title:entity:", "'entity:' needs a name right after the colon", 6..13),
             ("title:\"air", "unterminated phrase: missing closing '\"'", 6..10),
+            ("Tobruk, Minsk", "',' only separates the operands of OF, SENTENCE and count (to search for a comma, quote the phrase)", 6..7),
+            ("OF (a, b)", "OF needs a number before it, e.g. 2 OF (a, b, c)", 0..2),
+            ("0 OF (a, b)", "OF needs a whole number of at least 1 before it, not \"0\"", 0..1),
+            ("3 OF (a, b)", "3 OF (2 operands) can never hold", 0..1),
+            ("2 OF a, b", "OF needs its operands in parentheses, e.g. 2 OF (a, b, c)", 2..4),
+            ("2 OF (a, b", "'(' is never closed", 5..6),
+            ("2 OF (a, b c AND)", "expected a term, found ')'", 16..17),
+            ("2 OF (a, (b, c)", COMMA_OUTSIDE, 11..12),
+            ("2 OF (a, b c", "'(' is never closed", 5..6),
+            ("SENTENCE(a, b OR)", "expected a term, found ')'", 16..17),
+            ("SENTENCE(a b NOT)", "expected a term, found ')'", 16..17),
+            ("count(a)", "count(...) needs a comparison after it, e.g. >= 3", 0..6),
+            ("count(a) >= x", "expected a whole number after the comparison, not \"x\"", 12..13),
+            ("count(a) >=", "expected a whole number after the comparison", 11..11),
+            ("count(a, b) > 1", "count takes one operand, e.g. count(Tobruk) >= 3", 0..6),
+            ("SENTENCE(a)", "SENTENCE needs at least two operands, e.g. SENTENCE(a, b)", 0..9),
+            ("Sentence(a, b)", "operators are upper case: write SENTENCE (to search for the word itself, quote it: \"Sentence\")", 0..8),
+            ("a >= 2", "unexpected '>='", 2..4),
         ];
         for (source, message, span) in cases {
             let error = parse(source).expect_err(source);

@@ -10,6 +10,7 @@ pub mod expr;
 pub mod normalize;
 pub mod ruleset;
 mod scan;
+mod sentence;
 
 #[cfg(test)]
 mod tests;

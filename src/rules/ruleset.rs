@@ -15,8 +15,10 @@ use std::ops::Range;
 
 use aho_corasick::{AhoCorasick, MatchKind};
 
-use super::expr::{Expr, TermKind};
+use super::expr::{Comparison, Expr, TermKind};
 use super::normalize::{normalize_term, Normalized};
+use super::scan::ArticleHits;
+use super::sentence::in_one_sentence;
 
 /// An entity as the rule set needs it.
 #[derive(Debug, Clone, Default)]
@@ -124,6 +126,18 @@ pub(super) enum Node {
         right: Box<Node>,
         distance: u32,
     },
+    /// `N OF (...)`
+    AtLeast {
+        min: u32,
+        parts: Vec<Node>,
+    },
+    /// `count(...) >= N`
+    Count {
+        inner: Box<Node>,
+        comparison: Comparison,
+    },
+    /// `SENTENCE(...)`
+    Sentence(Vec<Node>),
 }
 
 /// The compiled, immutable rule set. Cheap to share behind an `Arc`.
@@ -137,6 +151,8 @@ pub struct RuleSet {
     entity_leaves: Vec<Vec<LeafId>>,
     rule_ids: Vec<String>,
     pub(super) rules: Vec<Node>,
+    /// Some rule uses `SENTENCE`, so articles need sentence numbers.
+    pub(super) uses_sentences: bool,
 }
 
 /// A hit in word positions: `first..=last` tokens.
@@ -176,7 +192,7 @@ impl TokenSpan {
 
 /// What an expression node found: the spans that count as its evidence and
 /// the entity mentions inside them.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(super) struct Evidence {
     pub(super) spans: Vec<TokenSpan>,
     pub(super) entities: Vec<(EntityIdx, TokenSpan)>,
@@ -224,6 +240,7 @@ impl RuleSet {
             entity_leaves,
             rule_ids: input.rules.iter().map(|r| r.id.clone()).collect(),
             rules,
+            uses_sentences: compiler.uses_sentences,
         })
     }
 
@@ -258,33 +275,6 @@ impl RuleSet {
     /// rules that fire, in rule order. See [`RuleSet::scan_article`].
     pub fn scan(&self, text: &str) -> Vec<RuleMatch> {
         self.scan_article(None, text)
-    }
-
-    /// Like [`RuleSet::scan`] on text that is already normalised, for rule
-    /// sets of plain terms only: `title:` terms never hold here.
-    pub fn scan_normalized(&self, normalized: &Normalized) -> Vec<RuleMatch> {
-        let leaf_spans = self.leaf_hits(normalized);
-        if leaf_spans.is_empty() {
-            return Vec::new();
-        }
-        let mut touched_rules: Vec<usize> = leaf_spans
-            .keys()
-            .map(|&leaf| self.leaves[leaf].rule)
-            .collect();
-        touched_rules.sort_unstable();
-        touched_rules.dedup();
-
-        let mut fired = Vec::new();
-        for rule in touched_rules {
-            let Some(evidence) = evaluate(&self.rules[rule], &leaf_spans) else {
-                continue;
-            };
-            if evidence.spans.is_empty() {
-                continue;
-            }
-            fired.push(to_rule_match(rule, evidence, normalized));
-        }
-        fired
     }
 
     /// The hits of every leaf of every rule (entity `not` contexts applied).
@@ -389,14 +379,11 @@ pub(super) fn to_rule_match(
     }
 }
 
-/// Evaluates a rule's expression on the leaf hits; `None` when it is false.
-pub(super) fn evaluate(
-    node: &Node,
-    leaf_spans: &HashMap<LeafId, Vec<(TokenSpan, Option<EntityIdx>)>>,
-) -> Option<Evidence> {
+/// Evaluates a rule's expression on an article's hits; `None` when it is false.
+pub(super) fn evaluate(node: &Node, hits: &ArticleHits) -> Option<Evidence> {
     match node {
         Node::Leaf(leaf) => {
-            let spans = leaf_spans.get(leaf)?;
+            let spans = hits.leaves.get(leaf)?;
             let mut evidence = Evidence::default();
             for &(span, entity) in spans {
                 evidence.spans.push(span);
@@ -409,7 +396,7 @@ pub(super) fn evaluate(
         Node::And(parts) => {
             let mut evidence = Evidence::default();
             for part in parts {
-                let found = evaluate(part, leaf_spans)?;
+                let found = evaluate(part, hits)?;
                 evidence.spans.extend(found.spans);
                 evidence.entities.extend(found.entities);
             }
@@ -418,7 +405,7 @@ pub(super) fn evaluate(
         Node::Or(parts) => {
             let mut evidence: Option<Evidence> = None;
             for part in parts {
-                if let Some(found) = evaluate(part, leaf_spans) {
+                if let Some(found) = evaluate(part, hits) {
                     let all = evidence.get_or_insert_with(Evidence::default);
                     all.spans.extend(found.spans);
                     all.entities.extend(found.entities);
@@ -426,7 +413,7 @@ pub(super) fn evaluate(
             }
             evidence
         }
-        Node::Not(inner) => match evaluate(inner, leaf_spans) {
+        Node::Not(inner) => match evaluate(inner, hits) {
             Some(found) if !found.spans.is_empty() => None,
             _ => Some(Evidence::default()),
         },
@@ -435,11 +422,42 @@ pub(super) fn evaluate(
             right,
             distance,
         } => {
-            let left = evaluate(left, leaf_spans)?;
-            let right = evaluate(right, leaf_spans)?;
+            let left = evaluate(left, hits)?;
+            let right = evaluate(right, hits)?;
             near(&left, &right, *distance)
         }
+        Node::AtLeast { min, parts } => {
+            let mut evidence = Evidence::default();
+            let mut holding = 0;
+            for part in parts {
+                if let Some(found) = evaluate(part, hits) {
+                    holding += 1;
+                    evidence.spans.extend(found.spans);
+                    evidence.entities.extend(found.entities);
+                }
+            }
+            (holding >= *min).then_some(evidence)
+        }
+        Node::Count { inner, comparison } => {
+            let evidence = evaluate(inner, hits).unwrap_or_default();
+            comparison
+                .holds(distinct_spans(&evidence) as u64)
+                .then_some(evidence)
+        }
+        Node::Sentence(parts) => {
+            let found: Option<Vec<Evidence>> =
+                parts.iter().map(|part| evaluate(part, hits)).collect();
+            in_one_sentence(found?, &hits.sentences)
+        }
     }
+}
+
+/// The number of different places a node matched.
+pub(super) fn distinct_spans(evidence: &Evidence) -> usize {
+    let mut spans = evidence.spans.clone();
+    spans.sort_unstable();
+    spans.dedup();
+    spans.len()
 }
 
 /// Pairs of spans within `distance` words, each pair merged into one span.
@@ -483,11 +501,13 @@ struct Compiler<'a> {
     patterns: Vec<PatternInfo>,
     leaves: Vec<Leaf>,
     errors: Vec<CompileError>,
+    uses_sentences: bool,
 }
 
 impl<'a> Compiler<'a> {
     fn new(input: &'a RuleSetInput) -> Self {
         Compiler {
+            uses_sentences: false,
             input,
             pattern_texts: Vec::new(),
             pattern_index: HashMap::new(),
@@ -572,30 +592,47 @@ impl<'a> Compiler<'a> {
                 ),
             });
         }
-        let node = self.node(index, expr, false);
+        let node = self.node(index, expr, None);
         (self.errors.len() == errors_before)
             .then_some(node)
             .flatten()
     }
 
-    fn node(&mut self, index: usize, expr: &Expr, under_near: bool) -> Option<Node> {
+    /// `under_near`: where the node is when it must have a position ("a
+    /// side of NEAR", "inside count"), so NOT is not allowed.
+    fn node(&mut self, index: usize, expr: &Expr, under_near: Option<&'static str>) -> Option<Node> {
         Some(match expr {
+            Expr::AtLeast { min, parts, .. } => Node::AtLeast {
+                min: *min,
+                parts: self.nodes(index, parts, under_near)?,
+            },
+            Expr::Count {
+                inner, comparison, ..
+            } => Node::Count {
+                inner: Box::new(self.node(index, inner, Some("inside count"))?),
+                comparison: *comparison,
+            },
+            Expr::Sentence { parts, .. } => {
+                self.uses_sentences = true;
+                Node::Sentence(self.nodes(index, parts, Some("inside SENTENCE"))?)
+            }
             Expr::Term(term) => Node::Leaf(self.leaf(index, &term.kind, &term.span)?),
             Expr::And(parts) => Node::And(self.nodes(index, parts, under_near)?),
             Expr::Or(parts) => Node::Or(self.nodes(index, parts, under_near)?),
             Expr::Not(inner) => {
-                if under_near {
+                if let Some(place) = under_near {
                     self.errors.push(CompileError {
                         origin: Origin::Rule {
                             index,
                             span: first_span(inner),
                         },
-                        message: "NOT cannot be a side of NEAR: an absent word has no position"
-                            .to_string(),
+                        message: format!(
+                            "NOT cannot be {place}: an absent word has no position"
+                        ),
                     });
                     return None;
                 }
-                Node::Not(Box::new(self.node(index, inner, false)?))
+                Node::Not(Box::new(self.node(index, inner, None)?))
             }
             Expr::Near {
                 left,
@@ -603,8 +640,8 @@ impl<'a> Compiler<'a> {
                 distance,
                 ..
             } => {
-                let left = self.node(index, left, true);
-                let right = self.node(index, right, true);
+                let left = self.node(index, left, Some("a side of NEAR"));
+                let right = self.node(index, right, Some("a side of NEAR"));
                 Node::Near {
                     left: Box::new(left?),
                     right: Box::new(right?),
@@ -614,7 +651,12 @@ impl<'a> Compiler<'a> {
         })
     }
 
-    fn nodes(&mut self, index: usize, parts: &[Expr], under_near: bool) -> Option<Vec<Node>> {
+    fn nodes(
+        &mut self,
+        index: usize,
+        parts: &[Expr],
+        under_near: Option<&'static str>,
+    ) -> Option<Vec<Node>> {
         let nodes: Vec<Option<Node>> = parts
             .iter()
             .map(|part| self.node(index, part, under_near))
@@ -747,7 +789,12 @@ fn split_prefix(text: &str) -> (&str, bool) {
 /// Whether the expression can only be true when some term is present.
 fn needs_a_hit(expr: &Expr) -> bool {
     match expr {
-        Expr::Term(_) | Expr::Near { .. } => true,
+        Expr::Term(_) | Expr::Near { .. } | Expr::Sentence { .. } => true,
+        Expr::AtLeast { min, parts, .. } => {
+            let hitless = parts.iter().filter(|part| !needs_a_hit(part)).count();
+            *min as usize > hitless
+        }
+        Expr::Count { comparison, .. } => !comparison.holds(0),
         Expr::And(parts) => parts.iter().any(needs_a_hit),
         Expr::Or(parts) => parts.iter().all(needs_a_hit),
         Expr::Not(_) => false,
@@ -760,6 +807,9 @@ fn first_span(expr: &Expr) -> Range<usize> {
         Expr::And(parts) | Expr::Or(parts) => parts.first().map(first_span).unwrap_or(0..0),
         Expr::Not(inner) => first_span(inner),
         Expr::Near { left, .. } => first_span(left),
+        Expr::AtLeast { span, .. } | Expr::Count { span, .. } | Expr::Sentence { span, .. } => {
+            span.clone()
+        }
     }
 }
 

@@ -17,6 +17,7 @@ use std::ops::Range;
 
 use super::normalize::{normalize, Normalized};
 use super::ruleset::{evaluate, to_rule_match, Evidence, LeafHits, RuleMatch, RuleSet, TokenSpan};
+use super::sentence::sentence_numbers;
 
 /// How far past the text's last word the words of a title scanned apart are
 /// numbered: more than the largest `NEAR` distance.
@@ -29,6 +30,10 @@ pub(super) struct ArticleHits {
     pub(super) title: TitlePlace,
     /// The hits of every leaf of every rule.
     pub(super) leaves: LeafHits,
+    /// The sentence number of each word of the text, when a rule uses
+    /// `SENTENCE` (words past the end, a title scanned apart, are a
+    /// sentence of their own).
+    pub(super) sentences: Vec<u32>,
 }
 
 /// Where the title's words are, when a rule needs them.
@@ -106,7 +111,7 @@ impl RuleSet {
         touched_rules.dedup();
         let mut fired = Vec::new();
         for rule in touched_rules {
-            let Some(evidence) = evaluate(&self.rules[rule], &hits.leaves) else {
+            let Some(evidence) = evaluate(&self.rules[rule], &hits) else {
                 continue;
             };
             if evidence.spans.is_empty() {
@@ -128,13 +133,31 @@ impl RuleSet {
     /// module documentation says.
     pub(super) fn article_hits(&self, title: Option<&str>, text: &str) -> ArticleHits {
         let normalized = normalize(text);
-        let mut leaves = self.leaf_hits(&normalized);
+        let leaves = self.leaf_hits(&normalized);
+        let (title, leaves) = self.place_title(title, &normalized, leaves);
+        let sentences = if self.uses_sentences {
+            sentence_numbers(text, &normalized.tokens)
+        } else {
+            Vec::new()
+        };
+        ArticleHits {
+            normalized,
+            title,
+            leaves,
+            sentences,
+        }
+    }
+
+    /// Keeps the hits of `title:` leaves that lie in the title, scanning the
+    /// title apart when the text does not show it.
+    fn place_title(
+        &self,
+        title: Option<&str>,
+        normalized: &Normalized,
+        mut leaves: LeafHits,
+    ) -> (TitlePlace, LeafHits) {
         if !self.leaves.iter().any(|leaf| leaf.title) {
-            return ArticleHits {
-                normalized,
-                title: TitlePlace::Unused,
-                leaves,
-            };
+            return (TitlePlace::Unused, leaves);
         }
         let mut title_leaves: LeafHits = LeafHits::new();
         leaves.retain(|&leaf, spans| {
@@ -147,11 +170,7 @@ impl RuleSet {
         });
         let title_normalized = title.map(normalize).filter(|t| !t.tokens.is_empty());
         let Some(title_normalized) = title_normalized else {
-            return ArticleHits {
-                normalized,
-                title: TitlePlace::Unused,
-                leaves,
-            };
+            return (TitlePlace::Unused, leaves);
         };
         if let Some(position) = normalized.text.find(title_normalized.text.as_str()) {
             let first = normalized.token_at(position + 1) as u32;
@@ -162,11 +181,7 @@ impl RuleSet {
                     leaves.insert(leaf, spans);
                 }
             }
-            return ArticleHits {
-                normalized,
-                title: TitlePlace::InText,
-                leaves,
-            };
+            return (TitlePlace::InText, leaves);
         }
         let base = normalized.tokens.len() as u32 + TITLE_GAP;
         for (leaf, spans) in self.leaf_hits(&title_normalized) {
@@ -185,13 +200,10 @@ impl RuleSet {
                 .collect();
             leaves.insert(leaf, shifted);
         }
-        ArticleHits {
-            normalized,
-            title: TitlePlace::Apart {
-                normalized: title_normalized,
-                base,
-            },
-            leaves,
-        }
+        let apart = TitlePlace::Apart {
+            normalized: title_normalized,
+            base,
+        };
+        (apart, leaves)
     }
 }

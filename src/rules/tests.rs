@@ -146,6 +146,57 @@ fn rules_fire_on_the_right_text() {
         ),
         ("entity:haftar", "حفتر في مينسك", Some(&["حفتر"])),
         ("entity:haftar", "Маршал Хафтар", Some(&["Хафтар"])),
+        // N OF: at least N different operands.
+        (
+            "2 OF (Tobruk, Benghazi, Minsk)",
+            "From Benghazi to Tobruk.",
+            Some(&["Benghazi", "Tobruk"]),
+        ),
+        ("2 OF (Tobruk, Benghazi, Minsk)", "Tobruk, and Tobruk again.", None),
+        // Minsk agreements are not Minsk, so only one operand holds.
+        ("2 OF (Tobruk, entity:minsk, Paris)", "Tobruk and the Minsk agreements", None),
+        ("2 OF (Tobruk, NOT Paris, Minsk)", "Tobruk only", Some(&["Tobruk"])),
+        // count: distinct occurrences.
+        ("count(Tobruk) >= 2", "Tobruk. Then TOBRUK!", Some(&["Tobruk", "TOBRUK"])),
+        ("count(Tobruk) >= 2", "Tobruk once", None),
+        ("count(Tobruk) > 1", "Tobruk, Tobruk", Some(&["Tobruk", "Tobruk"])),
+        ("count(Tobruk) = 1", "Tobruk, Tobruk", None),
+        (
+            "count(entity:minsk) >= 2",
+            "the Minsk agreements, the Minsk format, then Minsk",
+            None,
+        ),
+        ("Tobruk AND count(Benghazi) = 0", "Tobruk alone", Some(&["Tobruk"])),
+        ("Tobruk AND count(Benghazi) < 1", "Tobruk and Benghazi", None),
+        (
+            "Tobruk AND count(Benghazi) <= 1",
+            "Tobruk and Benghazi",
+            Some(&["Tobruk", "Benghazi"]),
+        ),
+        // SENTENCE: every operand inside one sentence.
+        (
+            "SENTENCE(entity:minsk, list:visit)",
+            "Haftar arrived in Minsk. Tobruk later.",
+            Some(&["arrived", "Minsk"]),
+        ),
+        ("SENTENCE(entity:minsk, list:visit)", "Haftar arrived. Minsk is far.", None),
+        ("SENTENCE(entity:minsk, list:visit)", "Haftar arrived\n\nMinsk is far", None),
+        (
+            "SENTENCE(entity:minsk, list:visit)",
+            "Haftar arrived\nin Minsk, the text wrapped.",
+            Some(&["arrived", "Minsk"]),
+        ),
+        (
+            "SENTENCE(Haftar, entity:minsk)",
+            "Field Marshal Gen. Haftar flew to Minsk. Haftar left.",
+            Some(&["Haftar", "Minsk"]),
+        ),
+        ("SENTENCE(entity:minsk, list:visit)", "Talks on the Minsk agreements.", None),
+        (
+            "SENTENCE(Tobruk, Benghazi, Minsk)",
+            "Tobruk and Benghazi. Minsk.",
+            None,
+        ),
     ];
     for (rule, article, expected) in cases {
         let expected =
@@ -189,6 +240,10 @@ fn names_are_resolved_with_hints() {
         ("c", "list:visits OR Tobruk"),
         ("d", "NOT Tobruk"),
         ("e", "Tobruk NEAR/3 NOT Minsk"),
+        ("f", "count(Tobruk) <= 2"),
+        ("g", "SENTENCE(Tobruk, NOT Minsk)"),
+        ("h", "2 OF (NOT Tobruk, NOT Minsk, Paris)"),
+        ("i", "Paris AND count(NOT Minsk) = 0"),
     ]))
     .expect_err("must not compile");
     let messages: Vec<(&str, Option<std::ops::Range<usize>>)> = errors
@@ -209,6 +264,10 @@ fn names_are_resolved_with_hints() {
             ("rule \"c\": unknown list \"visits\" (did you mean \"visit\"?)", Some(0..11)),
             ("rule \"d\" could fire on an article that matches nothing: every alternative needs a term that must be present (NOT alone is not enough)", Some(0..0)),
             ("NOT cannot be a side of NEAR: an absent word has no position", Some(18..23)),
+            ("rule \"f\" could fire on an article that matches nothing: every alternative needs a term that must be present (NOT alone is not enough)", Some(0..0)),
+            ("NOT cannot be inside SENTENCE: an absent word has no position", Some(21..26)),
+            ("rule \"h\" could fire on an article that matches nothing: every alternative needs a term that must be present (NOT alone is not enough)", Some(0..0)),
+            ("NOT cannot be inside count: an absent word has no position", Some(20..25)),
         ]
     );
 }
