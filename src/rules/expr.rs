@@ -19,6 +19,7 @@
 //! term  := word | word* | "phrase" | "phrase prefix*"
 //!        | entity:ID | class:NAME | list:NAME
 //!        | title:term                        the term, in the title only
+//!        | /regex/                           on the original text; `\/` is a slash
 //! ```
 //!
 //! This module only knows syntax: it never resolves names and never folds text.
@@ -129,6 +130,8 @@ pub enum TermKind {
     List(String),
     /// `title:TERM`: the term, found in the article's title only.
     Title(Box<TermKind>),
+    /// `/pattern/`: a regular expression on the original text.
+    Regex(String),
 }
 
 /// A syntax error at a byte range of the expression.
@@ -290,6 +293,9 @@ fn lex_one(source: &str, start: usize) -> Result<(Token, usize), ParseError> {
     if rest.starts_with(TITLE_PREFIX) {
         return lex_title(source, start);
     }
+    if c == '/' {
+        return lex_regex(source, start);
+    }
     if is_open_quote(c) {
         let content_start = start + c.len_utf8();
         let Some((index, close)) = source[content_start..]
@@ -363,6 +369,45 @@ fn comparison_at(text: &str) -> Option<(CompareOp, usize)> {
         return None;
     };
     Some(op)
+}
+
+/// `/pattern/`: up to the next `/` not preceded by a backslash; `\/` in the
+/// pattern stands for `/`.
+fn lex_regex(source: &str, start: usize) -> Result<(Token, usize), ParseError> {
+    let body_start = start + 1;
+    let mut escaped = false;
+    let mut close = None;
+    for (index, c) in source[body_start..].char_indices() {
+        match c {
+            '\\' if !escaped => escaped = true,
+            '/' if !escaped => {
+                close = Some(body_start + index);
+                break;
+            }
+            _ => escaped = false,
+        }
+    }
+    let Some(close) = close else {
+        return Err(ParseError {
+            message: "unterminated regex: missing closing '/'".to_string(),
+            span: start..source.len(),
+        });
+    };
+    let span = start..close + 1;
+    let pattern = source[body_start..close].replace("\\/", "/");
+    if pattern.is_empty() {
+        return Err(ParseError {
+            message: "empty regex".to_string(),
+            span,
+        });
+    }
+    Ok((
+        Token {
+            kind: Lexeme::Term(TermKind::Regex(pattern)),
+            span: span.clone(),
+        },
+        span.end,
+    ))
 }
 
 /// `title:` restricts the term right after it to the article's title.
@@ -778,6 +823,7 @@ mod tests {
                 TermKind::Entity(name) => format!("entity:{name}"),
                 TermKind::Class(name) => format!("class:{name}"),
                 TermKind::List(name) => format!("list:{name}"),
+                TermKind::Regex(pattern) => format!("/{pattern}/"),
                 TermKind::Title(inner) => format!(
                     "title:{}",
                     show(&Expr::Term(Term {
@@ -856,6 +902,10 @@ mod tests {
             ("“House of Belarus”", r#""House of Belarus""#),
             ("\"Minsk, Belarus\"", r#""Minsk, Belarus""#),
             ("1,000 troops", r#"(and "1,000" "troops")"#),
+            (r"/Tor-?M2/", "/Tor-?M2/"),
+            (r"/9K3\d{2}/ OR /a\/b (c)/", r"(or /9K3\d{2}/ /a/b (c)/)"),
+            (r"title:/^Haftar/ NEAR/3 Minsk", r#"(near/3 title:/^Haftar/ "Minsk")"#),
+            ("24/7 NEAR/2 x", r#"(near/2 "24/7" "x")"#),
         ];
         for (source, expected) in cases {
             let expr = parse(source).unwrap_or_else(|e| panic!("{source:?}: {e:?}"));
@@ -919,6 +969,9 @@ mod tests {
             ("SENTENCE(a)", "SENTENCE needs at least two operands, e.g. SENTENCE(a, b)", 0..9),
             ("Sentence(a, b)", "operators are upper case: write SENTENCE (to search for the word itself, quote it: \"Sentence\")", 0..8),
             ("a >= 2", "unexpected '>='", 2..4),
+            ("a /Tor-?M2", "unterminated regex: missing closing '/'", 2..10),
+            (r"a /x\/", "unterminated regex: missing closing '/'", 2..6),
+            ("a // b", "empty regex", 2..4),
         ];
         for (source, message, span) in cases {
             let error = parse(source).expect_err(source);

@@ -9,6 +9,7 @@ mod explain;
 pub mod expr;
 pub mod normalize;
 pub mod ruleset;
+mod regex_terms;
 mod scan;
 mod sentence;
 

@@ -17,6 +17,7 @@ use aho_corasick::{AhoCorasick, MatchKind};
 
 use super::expr::{Comparison, Expr, TermKind};
 use super::normalize::{normalize_term, Normalized};
+use super::regex_terms::RegexTerms;
 use super::scan::ArticleHits;
 use super::sentence::in_one_sentence;
 
@@ -153,6 +154,8 @@ pub struct RuleSet {
     pub(super) rules: Vec<Node>,
     /// Some rule uses `SENTENCE`, so articles need sentence numbers.
     pub(super) uses_sentences: bool,
+    /// The `/regex/` terms, run apart from the automaton.
+    pub(super) regex_terms: RegexTerms,
 }
 
 /// A hit in word positions: `first..=last` tokens.
@@ -210,6 +213,15 @@ impl RuleSet {
                 rules.push(node);
             }
         }
+        if let Err(message) = compiler.regex_terms.finish() {
+            compiler.errors.push(CompileError {
+                origin: Origin::Rule {
+                    index: 0,
+                    span: 0..0,
+                },
+                message: format!("the regexes of the rule set are too large together: {message}"),
+            });
+        }
         if !compiler.errors.is_empty() {
             return Err(compiler.errors);
         }
@@ -241,6 +253,7 @@ impl RuleSet {
             rule_ids: input.rules.iter().map(|r| r.id.clone()).collect(),
             rules,
             uses_sentences: compiler.uses_sentences,
+            regex_terms: compiler.regex_terms,
         })
     }
 
@@ -502,12 +515,14 @@ struct Compiler<'a> {
     leaves: Vec<Leaf>,
     errors: Vec<CompileError>,
     uses_sentences: bool,
+    regex_terms: RegexTerms,
 }
 
 impl<'a> Compiler<'a> {
     fn new(input: &'a RuleSetInput) -> Self {
         Compiler {
             uses_sentences: false,
+            regex_terms: RegexTerms::default(),
             input,
             pattern_texts: Vec::new(),
             pattern_index: HashMap::new(),
@@ -682,6 +697,7 @@ impl<'a> Compiler<'a> {
             TermKind::Entity(name) => format!("entity:{name}"),
             TermKind::Class(name) => format!("class:{name}"),
             TermKind::List(name) => format!("list:{name}"),
+            TermKind::Regex(pattern) => format!("/{pattern}/"),
             TermKind::Title(_) => String::new(),
         };
         let label = if title { format!("title:{label}") } else { label };
@@ -747,6 +763,13 @@ impl<'a> Compiler<'a> {
             }
             // The lexer never nests `title:`.
             TermKind::Title(_) => return None,
+            TermKind::Regex(pattern) => {
+                if let Err(message) = self.regex_terms.add(pattern, leaf) {
+                    self.errors
+                        .push(error(format!("rule \"{rule_id}\": {message}")));
+                    return None;
+                }
+            }
             TermKind::List(name) => {
                 let Some(items) = self.input.lists.get(name) else {
                     let known = self.input.lists.keys().map(String::as_str);

@@ -133,7 +133,8 @@ impl RuleSet {
     /// module documentation says.
     pub(super) fn article_hits(&self, title: Option<&str>, text: &str) -> ArticleHits {
         let normalized = normalize(text);
-        let leaves = self.leaf_hits(&normalized);
+        let mut leaves = self.leaf_hits(&normalized);
+        self.regex_terms.find(text, &normalized, &mut leaves);
         let (title, leaves) = self.place_title(title, &normalized, leaves);
         let sentences = if self.uses_sentences {
             sentence_numbers(text, &normalized.tokens)
@@ -169,7 +170,7 @@ impl RuleSet {
             }
         });
         let title_normalized = title.map(normalize).filter(|t| !t.tokens.is_empty());
-        let Some(title_normalized) = title_normalized else {
+        let (Some(title), Some(title_normalized)) = (title, title_normalized) else {
             return (TitlePlace::Unused, leaves);
         };
         if let Some(position) = normalized.text.find(title_normalized.text.as_str()) {
@@ -184,7 +185,9 @@ impl RuleSet {
             return (TitlePlace::InText, leaves);
         }
         let base = normalized.tokens.len() as u32 + TITLE_GAP;
-        for (leaf, spans) in self.leaf_hits(&title_normalized) {
+        let mut in_title = self.leaf_hits(&title_normalized);
+        self.regex_terms.find(title, &title_normalized, &mut in_title);
+        for (leaf, spans) in in_title {
             if !self.leaves[leaf].title {
                 continue;
             }

@@ -197,6 +197,25 @@ fn rules_fire_on_the_right_text() {
             "Tobruk and Benghazi. Minsk.",
             None,
         ),
+        // Regexes run on the original text, case-insensitive, cited by whole words.
+        ("/Tor-?M\\d/", "a tor-m2 and a TorM1", Some(&["tor-m2", "TorM1"])),
+        ("/Tor-?M\\d/", "the Tor network", None),
+        ("/(?-i)TOR/", "the Tor network", None),
+        ("/9K3\\d{2}/", "the 9K332 system", Some(&["9K332"])),
+        // A match inside a word cites the whole word.
+        ("/ankev/", "Karankevich arrived", Some(&["Karankevich"])),
+        ("/[.;]{3}/", "Minsk;;; Tobruk", None),
+        (
+            "/B-?52H?/ NEAR/3 Libya",
+            "B-52H bombers flew over Libya",
+            Some(&["B-52H bombers flew over Libya"]),
+        ),
+        (
+            "SENTENCE(/Tor-?M2/, Benghazi)",
+            "A Tor-M2 in Benghazi. TorM2 again.",
+            Some(&["Tor-M2", "Benghazi"]),
+        ),
+        ("count(/tor-?m2/) >= 2", "Tor-M2, tor m2 and TorM2", Some(&["Tor-M2", "TorM2"])),
     ];
     for (rule, article, expected) in cases {
         let expected =
