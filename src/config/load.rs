@@ -841,6 +841,7 @@ fn mentions_entities(expr: &Expr) -> bool {
             parts.iter().any(mentions_entities)
         }
         Expr::Count { inner, .. } => mentions_entities(inner),
+        Expr::Weights { items, .. } => items.iter().any(|(item, _)| mentions_entities(item)),
     }
 }
 

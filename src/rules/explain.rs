@@ -143,6 +143,21 @@ impl Context<'_> {
                 );
                 self.node(inner, depth + 1, out);
             }
+            Node::Weights { items, comparison } => {
+                let total: u64 = items
+                    .iter()
+                    .filter(|(item, _)| evaluate(item, self.hits).is_some())
+                    .map(|(_, weight)| u64::from(*weight))
+                    .sum();
+                let _ = writeln!(
+                    out,
+                    "{indent}{mark} WEIGHTS {comparison}: total {total}"
+                );
+                for (item, weight) in items {
+                    let _ = writeln!(out, "{indent}  weight {weight}:");
+                    self.node(item, depth + 2, out);
+                }
+            }
             Node::Sentence(parts) => {
                 let detail = match evaluate(node, self.hits) {
                     Some(evidence) => self.windows(&evidence).join(", "),
@@ -281,6 +296,11 @@ mod tests {
         assert_eq!(
             combined.explain(0, "Talks began. Talks went on in Minsk."),
             "minsk-visit: fires\n  ✓ 2 OF (at least 2 of 3): 2 hold\n    ✗ Tobruk: not found\n    ✓ count >= 2: found 2\n      ✓ talks: \"Talks\"\n    ✓ SENTENCE: \"Talks went on in Minsk\"\n      ✓ entity:minsk: \"Minsk\"\n      ✓ list:visit: \"Talks\"\n"
+        );
+        let weighted = set("WEIGHTS(Tobruk:3, entity:minsk:2, list:visit:1) >= 4");
+        assert_eq!(
+            weighted.explain(0, "Talks in Minsk."),
+            "minsk-visit: does not fire\n  ✗ WEIGHTS >= 4: total 3\n    weight 3:\n      ✗ Tobruk: not found\n    weight 2:\n      ✓ entity:minsk: \"Minsk\"\n    weight 1:\n      ✓ list:visit: \"Talks\"\n"
         );
         let apart = combined.explain(0, "Minsk is far. Talks began.");
         assert!(apart.contains("✗ SENTENCE: all found, but never in one sentence"), "{apart}");

@@ -14,6 +14,8 @@
 //!          | N "OF" "(" args ")"                    at least N operands hold
 //!          | "count(" or ")" cmp N                  occurrences compared to N
 //!          | "SENTENCE(" args ")"                   all operands in one sentence
+//!          | "WEIGHTS(" or ":" N ( "," or ":" N )* ")" cmp N   sum of the weights
+//!                                                   of the operands that hold
 //! args  := or ( "," or )*
 //! cmp   := ">=" | ">" | "=" | "<=" | "<"
 //! term  := word | word* | "phrase" | "phrase prefix*"
@@ -57,6 +59,13 @@ pub enum Expr {
     /// `SENTENCE(a, b, ...)`: every operand matches inside one sentence.
     Sentence {
         parts: Vec<Expr>,
+        span: Range<usize>,
+    },
+    /// `WEIGHTS(a:3, b:1) >= 4`: the weights of the operands that hold,
+    /// summed and compared.
+    Weights {
+        items: Vec<(Expr, u32)>,
+        comparison: Comparison,
         span: Range<usize>,
     },
 }
@@ -109,6 +118,7 @@ impl fmt::Display for Comparison {
 enum Function {
     Count,
     Sentence,
+    Weights,
 }
 
 /// A leaf of the expression, with its position in the source.
@@ -168,6 +178,7 @@ pub fn parse(source: &str) -> Result<Expr, ParseError> {
         let message = match token.kind {
             Lexeme::RParen => "unmatched ')'".to_string(),
             Lexeme::Comma => COMMA_OUTSIDE.to_string(),
+            Lexeme::Weight(_) => WEIGHT_OUTSIDE.to_string(),
             _ => format!("unexpected {}", token.kind.describe()),
         };
         return Err(ParseError {
@@ -178,7 +189,8 @@ pub fn parse(source: &str) -> Result<Expr, ParseError> {
     Ok(expr)
 }
 
-const COMMA_OUTSIDE: &str = "',' only separates the operands of OF, SENTENCE and count (to search for a comma, quote the phrase)";
+const COMMA_OUTSIDE: &str = "',' only separates the operands of OF, SENTENCE, WEIGHTS and count (to search for a comma, quote the phrase)";
+const WEIGHT_OUTSIDE: &str = "a weight (':3') only follows an operand of WEIGHTS(...) (to search for a word with a colon, quote it)";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Lexeme {
@@ -194,6 +206,8 @@ enum Lexeme {
     Compare(CompareOp),
     /// A function name and its opening parenthesis: `SENTENCE(`.
     Call(Function),
+    /// `:3` after an operand of `WEIGHTS`.
+    Weight(u32),
 }
 
 impl Lexeme {
@@ -216,6 +230,8 @@ impl Lexeme {
             ),
             Lexeme::Call(Function::Count) => "count(".to_string(),
             Lexeme::Call(Function::Sentence) => "SENTENCE(".to_string(),
+            Lexeme::Call(Function::Weights) => "WEIGHTS(".to_string(),
+            Lexeme::Weight(weight) => format!("weight ':{weight}'"),
         }
     }
 }
@@ -296,6 +312,25 @@ fn lex_one(source: &str, start: usize) -> Result<(Token, usize), ParseError> {
     if c == '/' {
         return lex_regex(source, start);
     }
+    if c == ':' {
+        let digits = rest[1..]
+            .find(|d: char| !d.is_ascii_digit())
+            .map_or(rest.len() - 1, |index| index);
+        if digits > 0 {
+            let end = start + 1 + digits;
+            let weight = source[start + 1..end].parse::<u32>().map_err(|_| ParseError {
+                message: "weight is too large".to_string(),
+                span: start..end,
+            })?;
+            return Ok((
+                Token {
+                    kind: Lexeme::Weight(weight),
+                    span: start..end,
+                },
+                end,
+            ));
+        }
+    }
     if is_open_quote(c) {
         let content_start = start + c.len_utf8();
         let Some((index, close)) = source[content_start..]
@@ -325,11 +360,13 @@ fn lex_one(source: &str, start: usize) -> Result<(Token, usize), ParseError> {
             ends
         })
         .map_or(source.len(), |(index, _)| start + index);
+    let end = start + weight_suffix_start(&source[start..end]).unwrap_or(end - start);
     let word = &source[start..end];
     if source[end..].starts_with('(') {
         let function = match word {
             "count" | "COUNT" => Some(Function::Count),
             "SENTENCE" => Some(Function::Sentence),
+            "WEIGHTS" => Some(Function::Weights),
             _ => None,
         };
         if let Some(function) = function {
@@ -345,6 +382,17 @@ fn lex_one(source: &str, start: usize) -> Result<(Token, usize), ParseError> {
     let span = start..end;
     let kind = word_lexeme(word, span.clone())?;
     Ok((Token { kind, span }, end))
+}
+
+/// Where a weight `:3` starts in `word` (`Tobruk:3`, `entity:minsk:2`), if
+/// it ends with one; `list:3` is the list named "3".
+fn weight_suffix_start(word: &str) -> Option<usize> {
+    let colon = word.rfind(':')?;
+    let digits = &word[colon + 1..];
+    let before = &word[..colon];
+    let is_name_prefix = matches!(before, "entity" | "class" | "list" | "title");
+    (colon > 0 && !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) && !is_name_prefix)
+        .then_some(colon)
 }
 
 /// A comma between two digits (`1,000`) is part of a term; any other comma
@@ -655,6 +703,19 @@ impl Parser {
                     span: token.span,
                 })
             }
+            Lexeme::Call(Function::Weights) => {
+                let items = self.parse_weighted(&token.span)?;
+                let comparison = self.parse_comparison("WEIGHTS(...)", &token.span)?;
+                Ok(Expr::Weights {
+                    items,
+                    comparison,
+                    span: token.span,
+                })
+            }
+            Lexeme::Weight(_) => Err(ParseError {
+                message: WEIGHT_OUTSIDE.to_string(),
+                span: token.span,
+            }),
             Lexeme::Call(Function::Count) => {
                 let mut parts = self.parse_arguments(&token.span)?;
                 if parts.len() != 1 {
@@ -749,6 +810,59 @@ impl Parser {
                     kind: Lexeme::RParen,
                     ..
                 }) => return Ok(parts),
+                None => {
+                    return Err(ParseError {
+                        message: "'(' is never closed".to_string(),
+                        span: open.clone(),
+                    })
+                }
+                Some(Token {
+                    kind: Lexeme::Weight(_),
+                    span,
+                }) => {
+                    return Err(ParseError {
+                        message: WEIGHT_OUTSIDE.to_string(),
+                        span,
+                    })
+                }
+                Some(other) => {
+                    return Err(ParseError {
+                        message: format!("expected ',' or ')', found {}", other.kind.describe()),
+                        span: other.span,
+                    })
+                }
+            }
+        }
+    }
+
+    /// `a:3, b:1)` after `WEIGHTS(`.
+    fn parse_weighted(&mut self, open: &Range<usize>) -> Result<Vec<(Expr, u32)>, ParseError> {
+        let mut items = Vec::new();
+        loop {
+            let item = self.parse_or()?;
+            let weight = match self.advance() {
+                Some(Token {
+                    kind: Lexeme::Weight(weight),
+                    ..
+                }) => weight,
+                other => {
+                    return Err(ParseError {
+                        message: "each operand of WEIGHTS needs a weight right after it, e.g. Tobruk:3"
+                            .to_string(),
+                        span: other.map_or(self.end_span(), |t| t.span),
+                    })
+                }
+            };
+            items.push((item, weight));
+            match self.advance() {
+                Some(Token {
+                    kind: Lexeme::Comma,
+                    ..
+                }) => continue,
+                Some(Token {
+                    kind: Lexeme::RParen,
+                    ..
+                }) => return Ok(items),
                 None => {
                     return Err(ParseError {
                         message: "'(' is never closed".to_string(),
@@ -858,6 +972,16 @@ mod tests {
                 "(sentence {})",
                 parts.iter().map(show).collect::<Vec<_>>().join(" ")
             ),
+            Expr::Weights {
+                items, comparison, ..
+            } => format!(
+                "(weights {} {comparison})",
+                items
+                    .iter()
+                    .map(|(item, weight)| format!("{}:{weight}", show(item)))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
         }
     }
 
@@ -906,6 +1030,14 @@ mod tests {
             (r"/9K3\d{2}/ OR /a\/b (c)/", r"(or /9K3\d{2}/ /a/b (c)/)"),
             (r"title:/^Haftar/ NEAR/3 Minsk", r#"(near/3 title:/^Haftar/ "Minsk")"#),
             ("24/7 NEAR/2 x", r#"(near/2 "24/7" "x")"#),
+            (
+                r#"WEIGHTS(Tobruk:3, "air base":2, Benghazi:1) >= 4"#,
+                r#"(weights "Tobruk":3 "air base":2 "Benghazi":1 >= 4)"#,
+            ),
+            (
+                "WEIGHTS(entity:minsk:2, list:visit :1, (a OR b):5, list:3:1) > 2",
+                r#"(weights entity:minsk:2 list:visit:1 (or "a" "b"):5 list:3:1 > 2)"#,
+            ),
         ];
         for (source, expected) in cases {
             let expr = parse(source).unwrap_or_else(|e| panic!("{source:?}: {e:?}"));
@@ -951,7 +1083,7 @@ mod tests {
             ("title:OR", "'title:' needs a term, found OR", 6..8),
             ("title:entity:", "'entity:' needs a name right after the colon", 6..13),
             ("title:\"air", "unterminated phrase: missing closing '\"'", 6..10),
-            ("Tobruk, Minsk", "',' only separates the operands of OF, SENTENCE and count (to search for a comma, quote the phrase)", 6..7),
+            ("Tobruk, Minsk", "',' only separates the operands of OF, SENTENCE, WEIGHTS and count (to search for a comma, quote the phrase)", 6..7),
             ("OF (a, b)", "OF needs a number before it, e.g. 2 OF (a, b, c)", 0..2),
             ("0 OF (a, b)", "OF needs a whole number of at least 1 before it, not \"0\"", 0..1),
             ("3 OF (a, b)", "3 OF (2 operands) can never hold", 0..1),
@@ -972,6 +1104,12 @@ mod tests {
             ("a /Tor-?M2", "unterminated regex: missing closing '/'", 2..10),
             (r"a /x\/", "unterminated regex: missing closing '/'", 2..6),
             ("a // b", "empty regex", 2..4),
+            ("WEIGHTS(Tobruk:3, Benghazi) >= 3", "each operand of WEIGHTS needs a weight right after it, e.g. Tobruk:3", 26..27),
+            ("WEIGHTS(Tobruk:3)", "WEIGHTS(...) needs a comparison after it, e.g. >= 3", 0..8),
+            ("WEIGHTS(Tobruk:3 Minsk:1) >= 3", "expected ',' or ')', found term", 17..22),
+            ("Tobruk:3", WEIGHT_OUTSIDE, 6..8),
+            ("2 OF (a:1, b)", WEIGHT_OUTSIDE, 7..9),
+            ("WEIGHTS(a:99999999999) >= 1", "weight is too large", 9..21),
         ];
         for (source, message, span) in cases {
             let error = parse(source).expect_err(source);

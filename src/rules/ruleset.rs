@@ -139,6 +139,11 @@ pub(super) enum Node {
     },
     /// `SENTENCE(...)`
     Sentence(Vec<Node>),
+    /// `WEIGHTS(a:3, ...) >= N`
+    Weights {
+        items: Vec<(Node, u32)>,
+        comparison: Comparison,
+    },
 }
 
 /// The compiled, immutable rule set. Cheap to share behind an `Arc`.
@@ -457,6 +462,18 @@ pub(super) fn evaluate(node: &Node, hits: &ArticleHits) -> Option<Evidence> {
                 .holds(distinct_spans(&evidence) as u64)
                 .then_some(evidence)
         }
+        Node::Weights { items, comparison } => {
+            let mut evidence = Evidence::default();
+            let mut total: u64 = 0;
+            for (item, weight) in items {
+                if let Some(found) = evaluate(item, hits) {
+                    total += u64::from(*weight);
+                    evidence.spans.extend(found.spans);
+                    evidence.entities.extend(found.entities);
+                }
+            }
+            comparison.holds(total).then_some(evidence)
+        }
         Node::Sentence(parts) => {
             let found: Option<Vec<Evidence>> =
                 parts.iter().map(|part| evaluate(part, hits)).collect();
@@ -627,6 +644,18 @@ impl<'a> Compiler<'a> {
                 inner: Box::new(self.node(index, inner, Some("inside count"))?),
                 comparison: *comparison,
             },
+            Expr::Weights {
+                items, comparison, ..
+            } => {
+                let nodes: Vec<Option<(Node, u32)>> = items
+                    .iter()
+                    .map(|(item, weight)| Some((self.node(index, item, under_near)?, *weight)))
+                    .collect();
+                Node::Weights {
+                    items: nodes.into_iter().collect::<Option<Vec<_>>>()?,
+                    comparison: *comparison,
+                }
+            }
             Expr::Sentence { parts, .. } => {
                 self.uses_sentences = true;
                 Node::Sentence(self.nodes(index, parts, Some("inside SENTENCE"))?)
@@ -818,6 +847,16 @@ fn needs_a_hit(expr: &Expr) -> bool {
             *min as usize > hitless
         }
         Expr::Count { comparison, .. } => !comparison.holds(0),
+        Expr::Weights {
+            items, comparison, ..
+        } => {
+            let hitless: u64 = items
+                .iter()
+                .filter(|(item, _)| !needs_a_hit(item))
+                .map(|(_, weight)| u64::from(*weight))
+                .sum();
+            !comparison.holds(0) && !comparison.holds(hitless)
+        }
         Expr::And(parts) => parts.iter().any(needs_a_hit),
         Expr::Or(parts) => parts.iter().all(needs_a_hit),
         Expr::Not(_) => false,
@@ -830,9 +869,10 @@ fn first_span(expr: &Expr) -> Range<usize> {
         Expr::And(parts) | Expr::Or(parts) => parts.first().map(first_span).unwrap_or(0..0),
         Expr::Not(inner) => first_span(inner),
         Expr::Near { left, .. } => first_span(left),
-        Expr::AtLeast { span, .. } | Expr::Count { span, .. } | Expr::Sentence { span, .. } => {
-            span.clone()
-        }
+        Expr::AtLeast { span, .. }
+        | Expr::Count { span, .. }
+        | Expr::Sentence { span, .. }
+        | Expr::Weights { span, .. } => span.clone(),
     }
 }
 

@@ -216,6 +216,30 @@ fn rules_fire_on_the_right_text() {
             Some(&["Tor-M2", "Benghazi"]),
         ),
         ("count(/tor-?m2/) >= 2", "Tor-M2, tor m2 and TorM2", Some(&["Tor-M2", "TorM2"])),
+        // WEIGHTS: the weights of the operands present, summed (each counted once).
+        (
+            "WEIGHTS(Tobruk:3, \"air base\":2, Benghazi:1) >= 4",
+            "The Tobruk air base.",
+            Some(&["Tobruk", "air base"]),
+        ),
+        (
+            "WEIGHTS(Tobruk:3, \"air base\":2, Benghazi:1) >= 4",
+            "Tobruk, Tobruk and Tobruk again.",
+            None,
+        ),
+        (
+            "WEIGHTS(Tobruk:3, \"air base\":2, Benghazi:1) >= 4",
+            "Benghazi and Tobruk",
+            Some(&["Benghazi", "Tobruk"]),
+        ),
+        // The Minsk agreements are not Minsk: weight 2 is not added.
+        (
+            "WEIGHTS(entity:minsk:2, list:visit:1) >= 3",
+            "Talks on the Minsk agreements",
+            None,
+        ),
+        ("WEIGHTS(Tobruk:1, NOT Paris:1) >= 2", "Tobruk", Some(&["Tobruk"])),
+        ("WEIGHTS(Tobruk:1, NOT Paris:1) >= 2", "Tobruk and Paris", None),
     ];
     for (rule, article, expected) in cases {
         let expected =
@@ -263,6 +287,7 @@ fn names_are_resolved_with_hints() {
         ("g", "SENTENCE(Tobruk, NOT Minsk)"),
         ("h", "2 OF (NOT Tobruk, NOT Minsk, Paris)"),
         ("i", "Paris AND count(NOT Minsk) = 0"),
+        ("j", "WEIGHTS(Tobruk:1, NOT Minsk:3) >= 2"),
     ]))
     .expect_err("must not compile");
     let messages: Vec<(&str, Option<std::ops::Range<usize>>)> = errors
@@ -287,6 +312,7 @@ fn names_are_resolved_with_hints() {
             ("NOT cannot be inside SENTENCE: an absent word has no position", Some(21..26)),
             ("rule \"h\" could fire on an article that matches nothing: every alternative needs a term that must be present (NOT alone is not enough)", Some(0..0)),
             ("NOT cannot be inside count: an absent word has no position", Some(20..25)),
+            ("rule \"j\" could fire on an article that matches nothing: every alternative needs a term that must be present (NOT alone is not enough)", Some(0..0)),
         ]
     );
 }
