@@ -13,9 +13,10 @@ use std::sync::Arc;
 use tracing::warn;
 
 use crate::alert::build::{build_alert, title_matches, FiredRule};
-use crate::alert::payload::{Alert, ArticleRef};
+use crate::alert::payload::{Alert, ArticleRef, MatchSpan};
 use crate::article::{boilerplate, Article, ReadWarning, SkipReason};
 use crate::config::Config;
+use crate::rules::{RuleMatch, RuleSet};
 use crate::state::{FileKey, NewDelivery, ProcessedArticle, Store, StoreError};
 
 /// What happened to one file.
@@ -264,9 +265,41 @@ impl Pipeline {
             if let Some(title) = title {
                 alert.matches.extend(title_matches(title, &title_spans));
             }
+            name_mentions(&mut alert.matches, &found, ruleset, article);
             alerts.push(alert);
         }
         Ok((alerts, seen))
+    }
+}
+
+/// Names, on each match, the entity mention inside it and the alias it spells.
+fn name_mentions(
+    matches: &mut [MatchSpan],
+    found: &RuleMatch,
+    ruleset: &RuleSet,
+    article: &Article,
+) {
+    for cited in matches {
+        let in_title = cited.field.as_deref() == Some("title");
+        let (mentions, source) = if in_title {
+            (&found.title_entities, article.title.as_deref().unwrap_or_default())
+        } else {
+            (&found.entities, article.text.as_str())
+        };
+        let Some((entity, range)) = mentions
+            .iter()
+            .find(|(_, range)| cited.start <= range.start && range.end <= cited.end)
+        else {
+            continue;
+        };
+        let Some(surface) = source.get(range.clone()) else {
+            continue;
+        };
+        cited.entity = Some(ruleset.entity_id(*entity).to_string());
+        cited.alias = ruleset.alias_of(*entity, surface).map(str::to_string);
+        if surface != cited.text {
+            cited.surface = Some(surface.to_string());
+        }
     }
 }
 
@@ -429,11 +462,78 @@ first_seen = true
         assert_eq!(html.len(), 1);
         assert_eq!((html[0].text.as_str(), html[0].start), ("Tobruk", 19));
         // A title the text never shows is cited in the title, marked so.
-        let in_title = title_matches("The Tobruk base", &[4..10]);
+        let in_title = title_matches("The Tobruk base", std::slice::from_ref(&(4..10)));
         assert_eq!((in_title[0].text.as_str(), in_title[0].start), ("Tobruk", 4));
         let json = serde_json::to_string(&in_title[0]).expect("json");
         assert!(json.contains(r#""field":"title""#), "{json}");
         assert!(!serde_json::to_string(&in_text[0]).expect("json").contains("field"));
         assert!(matches(&outcomes[2]).is_empty());
+    }
+
+    #[test]
+    fn matches_name_the_entity_alias_and_surface_form() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = r#"
+[watch]
+dir = "articles"
+
+[lists]
+visit = ["visit*", "arrived"]
+
+[entities.karankevich]
+aliases = ["Karankevich"]
+fuzzy = 1
+
+[entities.lukashenko]
+aliases = ["Lukashenko"]
+
+[rules.names]
+match = 'entity:karankevich OR entity:lukashenko'
+
+[rules.visit]
+match = 'entity:karankevich NEAR/2 list:visit'
+"#;
+        let config = crate::config::load_str(&dir.path().join("config.toml"), config, &|_| None)
+            .expect("config");
+        let mut pipeline = Pipeline::new(Arc::new(config), Store::open_in_memory().expect("store"));
+        let path = dir.path().join("a.txt");
+        std::fs::write(&path, "Karankvich arrived. Лукашенко met him.").expect("write");
+        let outcome = pipeline
+            .process_path(&path, "2026-01-01T00:00:00Z")
+            .expect("processed");
+        let Outcome::Processed { alerts, .. } = outcome else {
+            panic!("expected processed, got {outcome:?}");
+        };
+        type Named<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Option<&'a str>);
+        let named: Vec<Named> = alerts
+            .iter()
+            .flat_map(|alert| &alert.matches)
+            .map(|m| {
+                (
+                    m.text.as_str(),
+                    m.entity.as_deref(),
+                    m.alias.as_deref(),
+                    m.surface.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            named,
+            [
+                ("Karankvich", Some("karankevich"), Some("Karankevich"), None),
+                ("Лукашенко", Some("lukashenko"), Some("Lukashenko"), None),
+                (
+                    "Karankvich arrived",
+                    Some("karankevich"),
+                    Some("Karankevich"),
+                    Some("Karankvich")
+                ),
+            ]
+        );
+        let json = serde_json::to_string(&alerts[0].matches[0]).expect("json");
+        assert!(
+            json.contains(r#""entity":"karankevich","alias":"Karankevich""#),
+            "{json}"
+        );
     }
 }

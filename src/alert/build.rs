@@ -67,6 +67,7 @@ pub fn title_matches(title: &str, spans: &[std::ops::Range<usize>]) -> Vec<Match
                 start: span.start,
                 end: span.end,
                 field: Some("title".to_string()),
+                ..MatchSpan::default()
             })
         })
         .collect()

@@ -670,7 +670,16 @@ impl Loader<'_> {
                 class,
                 aliases,
                 not,
+                fuzzy,
+                translit,
             } = entity.get_ref();
+            let fuzzy_value = fuzzy.as_ref().map_or(0, |f| *f.get_ref());
+            if let Some(fuzzy) = fuzzy.as_ref().filter(|_| fuzzy_value > 2) {
+                self.error(
+                    fuzzy.span().start,
+                    format!("entity \"{id}\": fuzzy must be 0, 1 or 2 (edits per word), not {fuzzy_value}"),
+                );
+            }
             if aliases.get_ref().is_empty() {
                 self.error(
                     aliases.span().start,
@@ -686,6 +695,8 @@ impl Loader<'_> {
                     .map(|a| a.get_ref().clone())
                     .collect(),
                 not: not.iter().map(|n| n.get_ref().clone()).collect(),
+                fuzzy: fuzzy_value.min(2),
+                translit: translit.unwrap_or(true),
             });
         }
         for (name, items) in &raw.lists {

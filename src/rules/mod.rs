@@ -6,12 +6,14 @@
 //! articles (`first_seen`) lives in the caller, not here.
 
 mod explain;
+mod fuzzy;
 pub mod expr;
 pub mod normalize;
 pub mod ruleset;
 mod regex_terms;
 mod scan;
 mod sentence;
+mod translit;
 
 #[cfg(test)]
 mod tests;

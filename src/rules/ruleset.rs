@@ -17,6 +17,7 @@ use aho_corasick::{AhoCorasick, MatchKind};
 
 use super::expr::{Comparison, Expr, TermKind};
 use super::normalize::{normalize_term, Normalized};
+use super::fuzzy::AliasMatcher;
 use super::regex_terms::RegexTerms;
 use super::scan::ArticleHits;
 use super::sentence::in_one_sentence;
@@ -30,6 +31,10 @@ pub struct EntityDef {
     pub aliases: Vec<String>,
     /// Phrases in which an alias does not denote the entity ("Minsk agreements").
     pub not: Vec<String>,
+    /// Edit distance (0 to 2) allowed on alias words of 6+ letters.
+    pub fuzzy: u8,
+    /// Latin aliases also match Cyrillic spellings (transliteration).
+    pub translit: bool,
 }
 
 /// A rule as the rule set needs it: its id and its parsed expression.
@@ -161,6 +166,8 @@ pub struct RuleSet {
     pub(super) uses_sentences: bool,
     /// The `/regex/` terms, run apart from the automaton.
     pub(super) regex_terms: RegexTerms,
+    /// Fuzzy and transliterated alias spellings.
+    alias_matcher: AliasMatcher,
 }
 
 /// A hit in word positions: `first..=last` tokens.
@@ -259,6 +266,7 @@ impl RuleSet {
             rules,
             uses_sentences: compiler.uses_sentences,
             regex_terms: compiler.regex_terms,
+            alias_matcher: AliasMatcher::new(&input.entities),
         })
     }
 
@@ -289,6 +297,13 @@ impl RuleSet {
         &self.entity_ids[entity]
     }
 
+    /// The alias (as written in the config) of `entity` that `surface`, a
+    /// mention cited in a [`RuleMatch`], spells: exact, transliterated or
+    /// fuzzy. `None` if none does.
+    pub fn alias_of(&self, entity: usize, surface: &str) -> Option<&str> {
+        self.alias_matcher.alias_of(entity, surface)
+    }
+
     /// Runs every rule on `text` (an article without a title); returns the
     /// rules that fire, in rule order. See [`RuleSet::scan_article`].
     pub fn scan(&self, text: &str) -> Vec<RuleMatch> {
@@ -313,6 +328,10 @@ impl RuleSet {
                     }
                 }
             }
+        }
+        // Misspelt and transliterated aliases (none unless configured).
+        for (entity, span) in self.alias_matcher.find(normalized) {
+            alias_hits.entry(entity).or_default().push(span);
         }
         for (entity, spans) in alias_hits {
             let excluded = not_hits.get(&entity).map(Vec::as_slice).unwrap_or_default();

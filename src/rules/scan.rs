@@ -186,7 +186,8 @@ impl RuleSet {
         }
         let base = normalized.tokens.len() as u32 + TITLE_GAP;
         let mut in_title = self.leaf_hits(&title_normalized);
-        self.regex_terms.find(title, &title_normalized, &mut in_title);
+        self.regex_terms
+            .find(title, &title_normalized, &mut in_title);
         for (leaf, spans) in in_title {
             if !self.leaves[leaf].title {
                 continue;

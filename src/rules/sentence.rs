@@ -25,8 +25,8 @@ use super::ruleset::{Evidence, TokenSpan};
 const ABBREVIATIONS: &[&str] = &[
     "mr", "mrs", "ms", "dr", "prof", "gen", "lt", "col", "maj", "capt", "cpt", "sgt", "adm",
     "brig", "cmdr", "gov", "sen", "rep", "rev", "st", "no", "nos", "vs", "etc", "jr", "sr",
-    "approx", "fig", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct",
-    "nov", "dec", "e.g", "i.e",
+    "approx", "fig", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov",
+    "dec", "e.g", "i.e",
 ];
 
 /// The sentence number of each token, in order (0 for the first sentence).
@@ -46,8 +46,7 @@ pub(super) fn sentence_numbers(text: &str, tokens: &[Token]) -> Vec<u32> {
 /// Byte offsets where a new sentence starts, ascending.
 fn sentence_starts(text: &str) -> Vec<usize> {
     let mut starts = Vec::new();
-    let mut characters = text.char_indices().peekable();
-    while let Some((index, character)) = characters.next() {
+    for (index, character) in text.char_indices() {
         match character {
             '\n' => {
                 // A blank line: only whitespace up to the next line break.
@@ -75,7 +74,10 @@ fn sentence_starts(text: &str) -> Vec<usize> {
 fn ends_sentence(text: &str, mark: usize, after: usize, character: char) -> bool {
     let rest = &text[after..];
     let rest = rest.trim_start_matches(|c: char| {
-        matches!(c, '"' | '\'' | '”' | '’' | '»' | ')' | ']' | '.' | '!' | '?')
+        matches!(
+            c,
+            '"' | '\'' | '”' | '’' | '»' | ')' | ']' | '.' | '!' | '?'
+        )
     });
     let Some(next) = rest.chars().next() else {
         return true;
@@ -165,15 +167,36 @@ mod tests {
     #[test]
     fn sentences_end_at_marks_and_blank_lines_not_at_abbreviations() {
         let cases: &[(&str, &[&str])] = &[
-            ("Haftar met Lukashenko. Talks followed!", &["Haftar met Lukashenko", "Talks followed"]),
+            (
+                "Haftar met Lukashenko. Talks followed!",
+                &["Haftar met Lukashenko", "Talks followed"],
+            ),
             ("Did he go? Yes.", &["Did he go", "Yes"]),
-            ("Deputy PM V. Karankevich arrived.", &["Deputy PM V Karankevich arrived"]),
-            ("Gen. Haftar and Lt. Col. Saddam met.", &["Gen Haftar and Lt Col Saddam met"]),
-            ("The U.S. Army flew B-52s. Russia did not.", &["The U S Army flew B 52s", "Russia did not"]),
-            ("It cost 3.5 million. Approx. five.", &["It cost 3 5 million", "Approx five"]),
+            (
+                "Deputy PM V. Karankevich arrived.",
+                &["Deputy PM V Karankevich arrived"],
+            ),
+            (
+                "Gen. Haftar and Lt. Col. Saddam met.",
+                &["Gen Haftar and Lt Col Saddam met"],
+            ),
+            (
+                "The U.S. Army flew B-52s. Russia did not.",
+                &["The U S Army flew B 52s", "Russia did not"],
+            ),
+            (
+                "It cost 3.5 million. Approx. five.",
+                &["It cost 3 5 million", "Approx five"],
+            ),
             ("approx. five buses", &["approx five buses"]),
-            ("He said \"enough.\" Then left.", &["He said enough", "Then left"]),
-            ("A title line\n\nThe body\nwraps here.", &["A title line", "The body wraps here"]),
+            (
+                "He said \"enough.\" Then left.",
+                &["He said enough", "Then left"],
+            ),
+            (
+                "A title line\n\nThe body\nwraps here.",
+                &["A title line", "The body wraps here"],
+            ),
             ("Minsk…  Tobruk", &["Minsk", "Tobruk"]),
             ("حفتر في مينسك؟ نعم", &["حفتر في مينسك", "نعم"]),
         ];

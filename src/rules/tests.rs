@@ -6,11 +6,21 @@ use super::*;
 
 /// The entities and lists every case can use (a small slice of the shipped config).
 fn input(rules: &[(&str, &str)]) -> RuleSetInput {
+    let spelled = |id: &str, aliases: &[&str], fuzzy: u8, translit: bool| EntityDef {
+        id: id.to_string(),
+        class: Some("person".to_string()),
+        aliases: aliases.iter().map(|s| s.to_string()).collect(),
+        fuzzy,
+        translit,
+        ..EntityDef::default()
+    };
     let entity = |id: &str, class: Option<&str>, aliases: &[&str], not: &[&str]| EntityDef {
         id: id.to_string(),
         class: class.map(str::to_string),
         aliases: aliases.iter().map(|s| s.to_string()).collect(),
         not: not.iter().map(|s| s.to_string()).collect(),
+        fuzzy: 0,
+        translit: true,
     };
     RuleSetInput {
         entities: vec![
@@ -33,6 +43,14 @@ fn input(rules: &[(&str, &str)]) -> RuleSetInput {
                 &[],
             ),
             entity("haftar", Some("person"), &["Haftar", "Хафтар", "حفتر"], &[]),
+            spelled("karankevich", &["Karankevich", "Viktor Karankevich"], 1, true),
+            EntityDef {
+                not: vec!["Lukashenka Street".to_string()],
+                ..spelled("lukashenko", &["Lukashenko"], 1, true)
+            },
+            spelled("yevkurov", &["Yevkurov"], 0, true),
+            spelled("benghazi", &["Benghazi"], 1, false),
+            spelled("tor", &["Tor"], 2, true),
         ],
         lists: [(
             "visit".to_string(),
@@ -240,6 +258,32 @@ fn rules_fire_on_the_right_text() {
         ),
         ("WEIGHTS(Tobruk:1, NOT Paris:1) >= 2", "Tobruk", Some(&["Tobruk"])),
         ("WEIGHTS(Tobruk:1, NOT Paris:1) >= 2", "Tobruk and Paris", None),
+        // fuzzy = 1: one edit on words of 6+ letters.
+        ("entity:karankevich", "Deputy PM Karankvich arrived", Some(&["Karankvich"])),
+        (
+            "entity:karankevich",
+            "Viktor Karankvich arrived",
+            Some(&["Viktor Karankvich"]),
+        ),
+        ("entity:karankevich", "Karenkovych arrived", None),
+        ("entity:benghazi", "flights to Bengazi", Some(&["Bengazi"])),
+        // Short words are never fuzzy: "Tor" (fuzzy = 2) never finds "Top" or "Toronto".
+        ("entity:tor", "the Top ten and Toronto", None),
+        ("entity:tor", "the Tor system", Some(&["Tor"])),
+        // Transliteration: Latin aliases find Cyrillic spellings.
+        ("entity:karankevich", "Каранкевич в Бенгази", Some(&["Каранкевич"])),
+        ("entity:lukashenko", "Лукашенко принял делегацию", Some(&["Лукашенко"])),
+        ("entity:yevkurov", "Евкуров прибыл", Some(&["Евкуров"])),
+        ("entity:tor", "система Тор", Some(&["Тор"])),
+        // Transliterated and then one edit away: an inflected form.
+        ("entity:lukashenko", "встреча с Лукашенку", Some(&["Лукашенку"])),
+        // translit = false on this entity.
+        ("entity:benghazi", "в Бенгази", None),
+        // Fuzzy mentions inside a `not` context do not count either.
+        ("entity:lukashenko", "President Lukashenka met", Some(&["Lukashenka"])),
+        ("entity:lukashenko", "a cafe on Lukashenka Street", None),
+        // Minsk (5 letters) is never fuzzy; the Minsk agreements stay excluded.
+        ("entity:minsk", "talks on the Minsk agreements", None),
     ];
     for (rule, article, expected) in cases {
         let expected =
@@ -325,8 +369,9 @@ fn identical_terms_share_one_pattern() {
         ("c", "tobruk"),
     ]))
     .expect("compiles");
-    // minsk: 3 aliases + 3 not; tor-m2 3; pantsir 2; haftar 3; rules: tobruk, base.
-    assert_eq!(set.pattern_count(), 3 + 3 + 3 + 2 + 3 + 2);
+    // minsk: 3 aliases + 3 not; tor-m2 3; pantsir 2; haftar 3; karankevich 2;
+    // lukashenko 1 + 1 not; yevkurov, benghazi, tor 1 each; rules: tobruk, base.
+    assert_eq!(set.pattern_count(), 3 + 3 + 3 + 2 + 3 + 2 + 2 + 3 + 2);
     assert_eq!(set.scan("Tobruk").len(), 2);
 }
 
@@ -350,7 +395,8 @@ fn fire_article(rule: &str, title: Option<&str>, text: &str) -> Option<Vec<Strin
 fn title_terms_look_at_the_title_only() {
     // (rule, title, text, cited texts or None)
     let txt = "Haftar visits Minsk\nby | May 30, 2025\n\nTalks on the Tobruk air base.";
-    let cases: &[(&str, Option<&str>, &str, Option<&[&str]>)] = &[
+    type Case<'a> = (&'a str, Option<&'a str>, &'a str, Option<&'a [&'a str]>);
+    let cases: &[Case] = &[
         // The title is the text's first line: cited where it is in the text.
         ("title:Minsk", Some("Haftar visits Minsk"), txt, Some(&["Minsk"])),
         ("title:entity:minsk", Some("Haftar visits Minsk"), txt, Some(&["Minsk"])),
@@ -391,5 +437,28 @@ fn title_terms_look_at_the_title_only() {
             expected,
             "rule {rule:?} on title {title:?}, text {text:?}"
         );
+    }
+}
+
+#[test]
+fn the_alias_behind_each_spelling_is_known() {
+    let set = RuleSet::compile(&input(&[("r", "Tobruk")])).expect("compiles");
+    let entity = |id: &str| {
+        (0..20)
+            .find(|&index| set.entity_id(index) == id)
+            .expect("entity exists")
+    };
+    let cases = [
+        ("karankevich", "Karankvich", Some("Karankevich")),
+        ("karankevich", "Viktor  Karankevich", Some("Viktor Karankevich")),
+        ("karankevich", "Каранкевич", Some("Karankevich")),
+        ("lukashenko", "Лукашенку", Some("Lukashenko")),
+        ("lukashenko", "Lukashenka", Some("Lukashenko")),
+        ("minsk", "Минске", Some("Минск*")),
+        ("minsk", "MINSK", Some("Minsk")),
+        ("tor", "Top", None),
+    ];
+    for (id, surface, alias) in cases {
+        assert_eq!(set.alias_of(entity(id), surface), alias, "{id}: {surface:?}");
     }
 }

@@ -86,6 +86,10 @@ fn errors_name_line_and_column() {
             vec!["config.toml:18:20: rule \"x\": invalid regex: unclosed group"],
         ),
         (
+            format!("{BASE}\n[entities.x]\naliases = [\"Karankevich\"]\nfuzzy = 3\n"),
+            vec!["config.toml:19:9: entity \"x\": fuzzy must be 0, 1 or 2 (edits per word), not 3"],
+        ),
+        (
             format!("{BASE}\n[rules.x]\nmatch = 'count(Tobruk) >= x'\n"),
             vec!["config.toml:18:27: rule \"x\": expected a whole number after the comparison, not \"x\""],
         ),
