@@ -12,12 +12,13 @@ use std::sync::Arc;
 
 use tracing::{debug, info, warn};
 
-use crate::alert::build::{build_alert, FiredRule};
-use crate::alert::payload::{Alert, ArticleRef};
+use crate::alert::build::{build_alert, title_matches, FiredRule};
+use crate::alert::payload::{Alert, ArticleRef, MatchSpan};
 use crate::article::fingerprint::{Signature, DUPLICATE_SIMILARITY};
 use crate::article::{boilerplate, Article, ReadWarning, SkipReason};
 use crate::config::{Config, OnDuplicate};
 use crate::rules::normalize::{normalize, normalize_term};
+use crate::rules::{RuleMatch, RuleSet};
 use crate::state::{FileKey, NewDelivery, ProcessedArticle, Store, StoreError};
 
 /// What happened to one file.
@@ -255,7 +256,8 @@ impl Pipeline {
                 return Ok(decisions);
             }
         }
-        let found_rules = ruleset.scan_normalized(&normalized);
+        let title = article.title.as_deref();
+        let found_rules = ruleset.scan_article(title, &matchable);
         let duplicate_of = match (&decisions.fingerprint, found_rules.is_empty()) {
             (Some(signature), false) => self.duplicate_of(signature, now_ms, batch)?,
             _ => None,
@@ -281,11 +283,17 @@ impl Pipeline {
                 }
             }
             let mut entities: Vec<String> = Vec::new();
-            for (id, _) in &mentions {
+            let title_mentions: Vec<(String, std::ops::Range<usize>)> = found
+                .title_entities
+                .iter()
+                .map(|(entity, span)| (ruleset.entity_id(*entity).to_string(), span.clone()))
+                .collect();
+            for (id, _) in mentions.iter().chain(&title_mentions) {
                 if !entities.contains(id) {
                     entities.push(id.clone());
                 }
             }
+            let mut title_spans = found.title_spans.clone();
             if rule.first_seen {
                 let mut unseen = self.store.unseen(&rule.id, &entities)?;
                 unseen.retain(|entity| !batch.seen.contains(&(rule.id.clone(), entity.clone())));
@@ -293,6 +301,7 @@ impl Pipeline {
                     continue;
                 }
                 restrict_to_entities(&mut spans, &mentions, &unseen);
+                restrict_to_entities(&mut title_spans, &title_mentions, &unseen);
                 for entity in &unseen {
                     decisions.seen.push((rule.id.clone(), entity.clone()));
                 }
@@ -348,6 +357,7 @@ impl Pipeline {
                 }
                 if throttle.by_entity {
                     restrict_to_entities(&mut spans, &mentions, &open);
+                    restrict_to_entities(&mut title_spans, &title_mentions, &open);
                     entities = open.clone();
                 }
                 for key in open {
@@ -370,6 +380,10 @@ impl Pipeline {
                 entities,
                 fired_at,
             );
+            if let Some(title) = title {
+                alert.matches.extend(title_matches(title, &title_spans));
+            }
+            name_mentions(&mut alert.matches, &found, ruleset, article);
             if rule.on_duplicate == OnDuplicate::Mark {
                 alert.duplicate_of = duplicate_of.clone();
             }
@@ -410,7 +424,7 @@ impl Pipeline {
             spans.dedup();
             for entity in &unseen {
                 decisions.seen.push((rule.id.clone(), entity.clone()));
-                info!(rule = %rule.id, entity = %entity, file = %article.path.display(), "discovered an entity not in config");
+                debug!(rule = %rule.id, entity = %entity, file = %article.path.display(), "discovered an entity not in config");
             }
             let fired = FiredRule {
                 id: &rule.id,
@@ -603,6 +617,40 @@ pub const DUPLICATE_WINDOW: std::time::Duration = std::time::Duration::from_secs
 /// The most recent articles compared for near-duplicates.
 const DUPLICATE_CANDIDATES: usize = 20_000;
 
+/// Names, on each match, the entity mention inside it and the alias it spells.
+fn name_mentions(
+    matches: &mut [MatchSpan],
+    found: &RuleMatch,
+    ruleset: &RuleSet,
+    article: &Article,
+) {
+    for cited in matches {
+        let in_title = cited.field.as_deref() == Some("title");
+        let (mentions, source) = if in_title {
+            (
+                &found.title_entities,
+                article.title.as_deref().unwrap_or_default(),
+            )
+        } else {
+            (&found.entities, article.text.as_str())
+        };
+        let Some((entity, range)) = mentions
+            .iter()
+            .find(|(_, range)| cited.start <= range.start && range.end <= cited.end)
+        else {
+            continue;
+        };
+        let Some(surface) = source.get(range.clone()) else {
+            continue;
+        };
+        cited.entity = Some(ruleset.entity_id(*entity).to_string());
+        cited.alias = ruleset.alias_of(*entity, surface).map(str::to_string);
+        if surface != cited.text {
+            cited.surface = Some(surface.to_string());
+        }
+    }
+}
+
 fn article_ref(article: &Article) -> ArticleRef {
     ArticleRef {
         id: article.id.clone(),
@@ -717,6 +765,127 @@ first_seen = true
             "{again:?}"
         );
         assert_eq!(pipeline.store().pending_count().expect("count"), 3);
+    }
+
+    #[test]
+    fn title_matches_cite_the_text_or_the_title() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config =
+            "[watch]\ndir = \"articles\"\n\n[rules.title-tobruk]\nmatch = 'title:Tobruk'\n";
+        let config = crate::config::load_str(&dir.path().join("config.toml"), config, &|_| None)
+            .expect("config");
+        let mut pipeline = Pipeline::new(Arc::new(config), Store::open_in_memory().expect("store"));
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).expect("write");
+            path
+        };
+        let paths = vec![
+            // A text file's title is its first line: cited in the text.
+            write("a.txt", "Tobruk air base\n\nThe base at Tobruk."),
+            // An HTML page's <title> text is part of the text: cited there too.
+            write(
+                "b.html",
+                "<html><head><title>Tobruk air base</title></head><body><p>A story.</p></body></html>",
+            ),
+            // Tobruk only in the body.
+            write("c.txt", "Benghazi news\n\nThe base at Tobruk."),
+        ];
+        let outcomes = pipeline
+            .process_batch(&paths, "2026-01-01T00:00:00Z")
+            .expect("batch");
+        let matches = |outcome: &Outcome| match outcome {
+            Outcome::Processed { alerts, .. } => alerts
+                .iter()
+                .flat_map(|a| a.matches.iter().cloned())
+                .collect::<Vec<_>>(),
+            other => panic!("expected processed, got {other:?}"),
+        };
+        let in_text = matches(&outcomes[0]);
+        assert_eq!(in_text.len(), 1);
+        assert_eq!((in_text[0].start, in_text[0].field.as_deref()), (0, None));
+        let html = matches(&outcomes[1]);
+        assert_eq!(html.len(), 1);
+        assert_eq!((html[0].text.as_str(), html[0].start), ("Tobruk", 19));
+        // A title the text never shows is cited in the title, marked so.
+        let in_title = title_matches("The Tobruk base", std::slice::from_ref(&(4..10)));
+        assert_eq!(
+            (in_title[0].text.as_str(), in_title[0].start),
+            ("Tobruk", 4)
+        );
+        let json = serde_json::to_string(&in_title[0]).expect("json");
+        assert!(json.contains(r#""field":"title""#), "{json}");
+        assert!(!serde_json::to_string(&in_text[0])
+            .expect("json")
+            .contains("field"));
+        assert!(matches(&outcomes[2]).is_empty());
+    }
+
+    #[test]
+    fn matches_name_the_entity_alias_and_surface_form() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = r#"
+[watch]
+dir = "articles"
+
+[lists]
+visit = ["visit*", "arrived"]
+
+[entities.karankevich]
+aliases = ["Karankevich"]
+fuzzy = 1
+
+[entities.lukashenko]
+aliases = ["Lukashenko"]
+
+[rules.names]
+match = 'entity:karankevich OR entity:lukashenko'
+
+[rules.visit]
+match = 'entity:karankevich NEAR/2 list:visit'
+"#;
+        let config = crate::config::load_str(&dir.path().join("config.toml"), config, &|_| None)
+            .expect("config");
+        let mut pipeline = Pipeline::new(Arc::new(config), Store::open_in_memory().expect("store"));
+        let path = dir.path().join("a.txt");
+        std::fs::write(&path, "Karankvich arrived. Лукашенко met him.").expect("write");
+        let outcome = pipeline
+            .process_path(&path, "2026-01-01T00:00:00Z")
+            .expect("processed");
+        let Outcome::Processed { alerts, .. } = outcome else {
+            panic!("expected processed, got {outcome:?}");
+        };
+        type Named<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Option<&'a str>);
+        let named: Vec<Named> = alerts
+            .iter()
+            .flat_map(|alert| &alert.matches)
+            .map(|m| {
+                (
+                    m.text.as_str(),
+                    m.entity.as_deref(),
+                    m.alias.as_deref(),
+                    m.surface.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            named,
+            [
+                ("Karankvich", Some("karankevich"), Some("Karankevich"), None),
+                ("Лукашенко", Some("lukashenko"), Some("Lukashenko"), None),
+                (
+                    "Karankvich arrived",
+                    Some("karankevich"),
+                    Some("Karankevich"),
+                    Some("Karankvich")
+                ),
+            ]
+        );
+        let json = serde_json::to_string(&alerts[0].matches[0]).expect("json");
+        assert!(
+            json.contains(r#""entity":"karankevich","alias":"Karankevich""#),
+            "{json}"
+        );
     }
 }
 

@@ -81,6 +81,7 @@ pub fn run_rule_tests(config: &Config) -> Vec<Diagnostic> {
                 }
             };
         let text = boilerplate::matchable(&article.text);
+        let title = article.title.as_deref();
         let Some(pipeline) = fresh_pipeline() else {
             failures.push(at(format!(
                 "test \"{}\": cannot create in-memory state",
@@ -101,7 +102,14 @@ pub fn run_rule_tests(config: &Config) -> Vec<Diagnostic> {
             .collect();
         for &rule in &test.expect {
             if !fired.contains(&rule) {
-                failures.push(at(failure(config, &test.name, rule, "did not fire", &text)));
+                failures.push(at(failure(
+                    config,
+                    &test.name,
+                    rule,
+                    "did not fire",
+                    title,
+                    &text,
+                )));
             }
         }
         for &rule in &test.expect_not {
@@ -111,6 +119,7 @@ pub fn run_rule_tests(config: &Config) -> Vec<Diagnostic> {
                     &test.name,
                     rule,
                     "fired but must not",
+                    title,
                     &text,
                 )));
             }
@@ -119,8 +128,15 @@ pub fn run_rule_tests(config: &Config) -> Vec<Diagnostic> {
     failures
 }
 
-fn failure(config: &Config, test: &str, rule: usize, what: &str, text: &str) -> String {
-    let explanation = config.ruleset.explain(rule, text);
+fn failure(
+    config: &Config,
+    test: &str,
+    rule: usize,
+    what: &str,
+    title: Option<&str>,
+    text: &str,
+) -> String {
+    let explanation = config.ruleset.explain_article(rule, title, text);
     let excerpt: String = text
         .split_whitespace()
         .collect::<Vec<_>>()

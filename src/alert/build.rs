@@ -40,6 +40,7 @@ pub fn build_alert(
             text: text[span.clone()].to_string(),
             start: span.start,
             end: span.end,
+            ..MatchSpan::default()
         })
         .collect();
     Alert {
@@ -55,6 +56,23 @@ pub fn build_alert(
         duplicate_of: None,
         articles: Vec::new(),
     }
+}
+
+/// Matches in the article's title (when the title is not part of the text):
+/// `spans` are byte ranges of `title`.
+pub fn title_matches(title: &str, spans: &[std::ops::Range<usize>]) -> Vec<MatchSpan> {
+    spans
+        .iter()
+        .filter_map(|span| {
+            Some(MatchSpan {
+                text: title.get(span.clone())?.to_string(),
+                start: span.start,
+                end: span.end,
+                field: Some("title".to_string()),
+                ..MatchSpan::default()
+            })
+        })
+        .collect()
 }
 
 /// A plain-text extract around the first matches: starts a little before

@@ -68,12 +68,29 @@ pub struct ArticleRef {
 }
 
 /// One matched piece of text.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct MatchSpan {
-    /// The text exactly as it appears in the article.
+    /// The text exactly as it appears in the article (or title).
     pub text: String,
-    /// Byte offset of the first byte in the article text.
+    /// Byte offset of the first byte in the article text (or title).
     pub start: usize,
-    /// Byte offset one past the last byte in the article text.
+    /// Byte offset one past the last byte in the article text (or title).
     pub end: usize,
+    /// `"title"` when the match is in the article's title and the title is
+    /// not part of the text: `start` and `end` are then offsets into
+    /// `article.title`. Absent for matches in the text (an extension of
+    /// SPEC.md's payload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The entity mentioned in this match, if any (the first, if several).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity: Option<String>,
+    /// The entity's alias, as written in config.toml, that the mention
+    /// spells (exactly, transliterated or within its `fuzzy` distance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+    /// The mention as written, when the match is wider than the mention
+    /// (a `NEAR` pair); otherwise `text` is the mention.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub surface: Option<String>,
 }

@@ -558,6 +558,7 @@ mod tests {
             text: text.to_string(),
             start: 0,
             end: text.len(),
+            ..MatchSpan::default()
         }
     }
 
@@ -578,6 +579,7 @@ mod tests {
                 text: "visit to Minsk".to_string(),
                 start: 812,
                 end: 826,
+                ..MatchSpan::default()
             }],
             snippet: "... The visit to Minsk, which has very close ties ...".to_string(),
             fired_at: "2026-11-22T05:00:00Z".to_string(),

@@ -124,6 +124,10 @@ fn report(
             writeln!(out, "    entities: {}", alert.entities.join(", "))?;
         }
         for found in &alert.matches {
+            if found.field.as_deref() == Some("title") {
+                writeln!(out, "    title: {}", highlight(&found.text, color))?;
+                continue;
+            }
             let context = text
                 .filter(|t| t.get(found.start..found.end) == Some(found.text.as_str()))
                 .map(|t| in_context(t, found.start, found.end, color));
@@ -154,9 +158,10 @@ fn explain_rules(
         return Ok(());
     };
     let text = boilerplate::matchable(&article.text);
-    let touched = config.ruleset.rules_touched(&text);
+    let title = article.title.as_deref();
+    let touched = config.ruleset.rules_touched_article(title, &text);
     for &rule in &touched {
-        for line in config.ruleset.explain(rule, &text).lines() {
+        for line in config.ruleset.explain_article(rule, title, &text).lines() {
             writeln!(out, "    {line}")?;
         }
     }

@@ -801,7 +801,16 @@ impl Loader<'_> {
                 class,
                 aliases,
                 not,
+                fuzzy,
+                translit,
             } = entity.get_ref();
+            let fuzzy_value = fuzzy.as_ref().map_or(0, |f| *f.get_ref());
+            if let Some(fuzzy) = fuzzy.as_ref().filter(|_| fuzzy_value > 2) {
+                self.error(
+                    fuzzy.span().start,
+                    format!("entity \"{id}\": fuzzy must be 0, 1 or 2 (edits per word), not {fuzzy_value}"),
+                );
+            }
             if aliases.get_ref().is_empty() {
                 self.error(
                     aliases.span().start,
@@ -817,6 +826,8 @@ impl Loader<'_> {
                     .map(|a| a.get_ref().clone())
                     .collect(),
                 not: not.iter().map(|n| n.get_ref().clone()).collect(),
+                fuzzy: fuzzy_value.min(2),
+                translit: translit.unwrap_or(true),
             });
         }
         for (name, items) in &raw.lists {
@@ -1085,7 +1096,11 @@ fn classes_of(expr: &Expr) -> Vec<String> {
     fn walk(expr: &Expr, classes: &mut Vec<String>) {
         match expr {
             Expr::Term(term) => {
-                if let TermKind::Class(name) = &term.kind {
+                let kind = match &term.kind {
+                    TermKind::Title(inner) => inner.as_ref(),
+                    kind => kind,
+                };
+                if let TermKind::Class(name) = kind {
                     if !classes.contains(name) {
                         classes.push(name.clone());
                     }
@@ -1097,6 +1112,11 @@ fn classes_of(expr: &Expr) -> Vec<String> {
                 walk(left, classes);
                 walk(right, classes);
             }
+            Expr::AtLeast { parts, .. } | Expr::Sentence { parts, .. } => {
+                parts.iter().for_each(|p| walk(p, classes))
+            }
+            Expr::Count { inner, .. } => walk(inner, classes),
+            Expr::Weights { items, .. } => items.iter().for_each(|(item, _)| walk(item, classes)),
         }
     }
     walk(expr, &mut classes);
@@ -1105,10 +1125,18 @@ fn classes_of(expr: &Expr) -> Vec<String> {
 
 fn mentions_entities(expr: &Expr) -> bool {
     match expr {
-        Expr::Term(term) => matches!(term.kind, TermKind::Entity(_) | TermKind::Class(_)),
+        Expr::Term(term) => match &term.kind {
+            TermKind::Title(inner) => matches!(**inner, TermKind::Entity(_) | TermKind::Class(_)),
+            kind => matches!(kind, TermKind::Entity(_) | TermKind::Class(_)),
+        },
         Expr::And(parts) | Expr::Or(parts) => parts.iter().any(mentions_entities),
         Expr::Not(_) => false,
         Expr::Near { left, right, .. } => mentions_entities(left) || mentions_entities(right),
+        Expr::AtLeast { parts, .. } | Expr::Sentence { parts, .. } => {
+            parts.iter().any(mentions_entities)
+        }
+        Expr::Count { inner, .. } => mentions_entities(inner),
+        Expr::Weights { items, .. } => items.iter().any(|(item, _)| mentions_entities(item)),
     }
 }
 

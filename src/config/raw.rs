@@ -116,6 +116,13 @@ pub struct RawEntity {
     /// Phrases in which an alias does NOT mean this entity ("Minsk agreements").
     #[serde(default)]
     pub not: Vec<Spanned<String>>,
+    /// Misspellings to accept: the edit distance (0, 1 or 2; default 0)
+    /// allowed between an alias word of 6+ letters and a word of 6+ letters
+    /// in the article ("Karankvich" for "Karankevich").
+    pub fuzzy: Option<Spanned<u8>>,
+    /// Whether aliases written in Latin letters also match Cyrillic
+    /// spellings (Лукашенко for "Lukashenko"). Default: true.
+    pub translit: Option<bool>,
 }
 
 /// `[rules.ID]`

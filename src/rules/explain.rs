@@ -5,19 +5,23 @@
 
 use std::fmt::Write as _;
 
-use super::normalize::{normalize, Normalized};
-use super::ruleset::{evaluate, LeafHits, Node, RuleSet};
+use super::ruleset::{distinct_spans, evaluate, Evidence, Node, RuleSet, TokenSpan};
+use super::scan::ArticleHits;
 
 /// The most matched words shown for one term.
 const SHOWN: usize = 5;
 
 impl RuleSet {
-    /// A readable explanation of rule `rule` on `text`.
+    /// A readable explanation of rule `rule` on `text` (an article without a title).
     pub fn explain(&self, rule: usize, text: &str) -> String {
-        let normalized = normalize(text);
-        let hits = self.leaf_hits(&normalized);
+        self.explain_article(rule, None, text)
+    }
+
+    /// A readable explanation of rule `rule` on an article.
+    pub fn explain_article(&self, rule: usize, title: Option<&str>, text: &str) -> String {
+        let article = self.article_hits(title, text);
         let node = &self.rules[rule];
-        let fired = evaluate(node, &hits).is_some_and(|evidence| !evidence.spans.is_empty());
+        let fired = evaluate(node, &article).is_some_and(|evidence| !evidence.spans.is_empty());
         let mut out = format!(
             "{}: {}\n",
             self.rule_id(rule),
@@ -25,8 +29,8 @@ impl RuleSet {
         );
         let context = Context {
             set: self,
-            hits: &hits,
-            normalized: &normalized,
+            hits: &article,
+            title: title.unwrap_or_default(),
             text,
         };
         context.node(node, 1, &mut out);
@@ -35,7 +39,12 @@ impl RuleSet {
 
     /// Indexes of the rules with at least one term found in `text`.
     pub fn rules_touched(&self, text: &str) -> Vec<usize> {
-        let hits = self.leaf_hits(&normalize(text));
+        self.rules_touched_article(None, text)
+    }
+
+    /// Indexes of the rules with at least one term found in an article.
+    pub fn rules_touched_article(&self, title: Option<&str>, text: &str) -> Vec<usize> {
+        let hits = self.article_hits(title, text).leaves;
         let mut rules: Vec<usize> = hits.keys().map(|&leaf| self.leaves[leaf].rule).collect();
         rules.sort_unstable();
         rules.dedup();
@@ -45,8 +54,8 @@ impl RuleSet {
 
 struct Context<'a> {
     set: &'a RuleSet,
-    hits: &'a LeafHits,
-    normalized: &'a Normalized,
+    hits: &'a ArticleHits,
+    title: &'a str,
     text: &'a str,
 }
 
@@ -97,7 +106,7 @@ impl Context<'_> {
                         .spans
                         .iter()
                         .take(SHOWN)
-                        .map(|span| format!("{:?}", self.words(span.first, span.last)))
+                        .map(|span| format!("{:?}", self.words(*span)))
                         .collect::<Vec<_>>()
                         .join(", "),
                     None if evaluate(left, self.hits).is_some()
@@ -111,19 +120,90 @@ impl Context<'_> {
                 self.node(left, depth + 1, out);
                 self.node(right, depth + 1, out);
             }
+            Node::AtLeast { min, parts } => {
+                let holding = parts
+                    .iter()
+                    .filter(|part| evaluate(part, self.hits).is_some())
+                    .count();
+                let _ = writeln!(
+                    out,
+                    "{indent}{mark} {min} OF (at least {min} of {}): {holding} hold",
+                    parts.len()
+                );
+                for part in parts {
+                    self.node(part, depth + 1, out);
+                }
+            }
+            Node::Count { inner, comparison } => {
+                let found =
+                    evaluate(inner, self.hits).map_or(0, |evidence| distinct_spans(&evidence));
+                let _ = writeln!(out, "{indent}{mark} count {comparison}: found {found}");
+                self.node(inner, depth + 1, out);
+            }
+            Node::Weights { items, comparison } => {
+                let total: u64 = items
+                    .iter()
+                    .filter(|(item, _)| evaluate(item, self.hits).is_some())
+                    .map(|(_, weight)| u64::from(*weight))
+                    .sum();
+                let _ = writeln!(out, "{indent}{mark} WEIGHTS {comparison}: total {total}");
+                for (item, weight) in items {
+                    let _ = writeln!(out, "{indent}  weight {weight}:");
+                    self.node(item, depth + 2, out);
+                }
+            }
+            Node::Sentence(parts) => {
+                let detail = match evaluate(node, self.hits) {
+                    Some(evidence) => self.windows(&evidence).join(", "),
+                    None if parts.iter().all(|part| evaluate(part, self.hits).is_some()) => {
+                        "all found, but never in one sentence".to_string()
+                    }
+                    None => "an operand is missing".to_string(),
+                };
+                let _ = writeln!(out, "{indent}{mark} SENTENCE: {detail}");
+                for part in parts {
+                    self.node(part, depth + 1, out);
+                }
+            }
         }
+    }
+
+    /// For each sentence with evidence, the words from its first to its last
+    /// match, quoted, at most [`SHOWN`].
+    fn windows(&self, evidence: &Evidence) -> Vec<String> {
+        let mut by_sentence: std::collections::BTreeMap<u32, TokenSpan> = Default::default();
+        for &span in &evidence.spans {
+            let sentence = self
+                .hits
+                .sentences
+                .get(span.first as usize)
+                .copied()
+                .unwrap_or(u32::MAX);
+            by_sentence
+                .entry(sentence)
+                .and_modify(|window| {
+                    window.first = window.first.min(span.first);
+                    window.last = window.last.max(span.last);
+                })
+                .or_insert(span);
+        }
+        by_sentence
+            .values()
+            .take(SHOWN)
+            .map(|&window| format!("{:?}", self.words(window)))
+            .collect()
     }
 
     /// The distinct texts a leaf matched, quoted, at most [`SHOWN`].
     fn found(&self, leaf: usize) -> Vec<String> {
         let mut texts: Vec<String> = Vec::new();
-        let Some(spans) = self.hits.get(&leaf) else {
+        let Some(spans) = self.hits.leaves.get(&leaf) else {
             return texts;
         };
         let mut sorted: Vec<_> = spans.iter().map(|(span, _)| *span).collect();
         sorted.sort_unstable();
         for span in sorted {
-            let text = format!("{:?}", self.words(span.first, span.last));
+            let text = format!("{:?}", self.words(span));
             if !texts.contains(&text) {
                 texts.push(text);
             }
@@ -136,12 +216,11 @@ impl Context<'_> {
         texts
     }
 
-    /// The original text of words `first..=last`, whitespace collapsed.
-    fn words(&self, first: u32, last: u32) -> String {
-        let tokens = &self.normalized.tokens;
-        let start = tokens[first as usize].start;
-        let end = tokens[last as usize].end;
-        self.text[start..end]
+    /// The original text (or title) of words `span`, whitespace collapsed.
+    fn words(&self, span: TokenSpan) -> String {
+        let (in_title, range) = self.hits.bytes(span);
+        let source = if in_title { self.title } else { self.text };
+        source[range]
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(" ")
@@ -199,6 +278,30 @@ mod tests {
         );
         assert!(blocked.contains("✓ Tobruk: \"Tobruk\""), "{blocked}");
         assert_eq!(rules.rules_touched("nothing here"), Vec::<usize>::new());
+        let titled = set("title:entity:minsk AND list:visit");
+        assert_eq!(
+            titled.explain_article(0, Some("Minsk, again"), "Talks began."),
+            "minsk-visit: fires\n  ✓ AND (all of)\n    ✓ title:entity:minsk: \"Minsk\"\n    ✓ list:visit: \"Talks\"\n"
+        );
+        assert!(titled
+            .explain_article(0, None, "Talks in Minsk.")
+            .contains("✗ title:entity:minsk: not found"));
+        let combined = set("2 OF (Tobruk, count(talks) >= 2, SENTENCE(entity:minsk, list:visit))");
+        assert_eq!(
+            combined.explain(0, "Talks began. Talks went on in Minsk."),
+            "minsk-visit: fires\n  ✓ 2 OF (at least 2 of 3): 2 hold\n    ✗ Tobruk: not found\n    ✓ count >= 2: found 2\n      ✓ talks: \"Talks\"\n    ✓ SENTENCE: \"Talks went on in Minsk\"\n      ✓ entity:minsk: \"Minsk\"\n      ✓ list:visit: \"Talks\"\n"
+        );
+        let weighted = set("WEIGHTS(Tobruk:3, entity:minsk:2, list:visit:1) >= 4");
+        assert_eq!(
+            weighted.explain(0, "Talks in Minsk."),
+            "minsk-visit: does not fire\n  ✗ WEIGHTS >= 4: total 3\n    weight 3:\n      ✗ Tobruk: not found\n    weight 2:\n      ✓ entity:minsk: \"Minsk\"\n    weight 1:\n      ✓ list:visit: \"Talks\"\n"
+        );
+        let apart = combined.explain(0, "Minsk is far. Talks began.");
+        assert!(
+            apart.contains("✗ SENTENCE: all found, but never in one sentence"),
+            "{apart}"
+        );
+        assert!(apart.contains("✗ count >= 2: found 1"), "{apart}");
         assert_eq!(rules.rules_touched("Minsk"), [0]);
     }
 }

@@ -7,8 +7,13 @@
 
 mod explain;
 pub mod expr;
+mod fuzzy;
 pub mod normalize;
+mod regex_terms;
 pub mod ruleset;
+mod scan;
+mod sentence;
+mod translit;
 
 #[cfg(test)]
 mod tests;

@@ -15,8 +15,12 @@ use std::ops::Range;
 
 use aho_corasick::{AhoCorasick, MatchKind};
 
-use super::expr::{Expr, TermKind};
-use super::normalize::{normalize, normalize_term, Normalized};
+use super::expr::{Comparison, Expr, TermKind};
+use super::fuzzy::AliasMatcher;
+use super::normalize::{normalize_term, Normalized};
+use super::regex_terms::RegexTerms;
+use super::scan::ArticleHits;
+use super::sentence::in_one_sentence;
 
 /// An entity as the rule set needs it.
 #[derive(Debug, Clone, Default)]
@@ -27,6 +31,10 @@ pub struct EntityDef {
     pub aliases: Vec<String>,
     /// Phrases in which an alias does not denote the entity ("Minsk agreements").
     pub not: Vec<String>,
+    /// Edit distance (0 to 2) allowed on alias words of 6+ letters.
+    pub fuzzy: u8,
+    /// Latin aliases also match Cyrillic spellings (transliteration).
+    pub translit: bool,
 }
 
 /// A rule as the rule set needs it: its id and its parsed expression.
@@ -75,6 +83,11 @@ pub struct RuleMatch {
     pub spans: Vec<Range<usize>>,
     /// Entity mentions among them: (entity index, byte range), in text order.
     pub entities: Vec<(usize, Range<usize>)>,
+    /// Byte ranges of the article's title, for `title:` hits when the title
+    /// is not part of the text (see [`RuleSet::scan_article`]); sorted.
+    pub title_spans: Vec<Range<usize>>,
+    /// Entity mentions in those title ranges.
+    pub title_entities: Vec<(usize, Range<usize>)>,
 }
 
 type PatternId = usize;
@@ -104,6 +117,8 @@ pub(super) struct Leaf {
     entities: Vec<EntityIdx>,
     /// The term as written in the rule, for explanations.
     pub(super) label: String,
+    /// `title:term`: hits count only inside the article's title.
+    pub(super) title: bool,
 }
 
 #[derive(Debug)]
@@ -116,6 +131,23 @@ pub(super) enum Node {
         left: Box<Node>,
         right: Box<Node>,
         distance: u32,
+    },
+    /// `N OF (...)`
+    AtLeast {
+        min: u32,
+        parts: Vec<Node>,
+    },
+    /// `count(...) >= N`
+    Count {
+        inner: Box<Node>,
+        comparison: Comparison,
+    },
+    /// `SENTENCE(...)`
+    Sentence(Vec<Node>),
+    /// `WEIGHTS(a:3, ...) >= N`
+    Weights {
+        items: Vec<(Node, u32)>,
+        comparison: Comparison,
     },
 }
 
@@ -130,6 +162,12 @@ pub struct RuleSet {
     entity_leaves: Vec<Vec<LeafId>>,
     rule_ids: Vec<String>,
     pub(super) rules: Vec<Node>,
+    /// Some rule uses `SENTENCE`, so articles need sentence numbers.
+    pub(super) uses_sentences: bool,
+    /// The `/regex/` terms, run apart from the automaton.
+    pub(super) regex_terms: RegexTerms,
+    /// Fuzzy and transliterated alias spellings.
+    alias_matcher: AliasMatcher,
 }
 
 /// A hit in word positions: `first..=last` tokens.
@@ -169,10 +207,10 @@ impl TokenSpan {
 
 /// What an expression node found: the spans that count as its evidence and
 /// the entity mentions inside them.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(super) struct Evidence {
     pub(super) spans: Vec<TokenSpan>,
-    entities: Vec<(EntityIdx, TokenSpan)>,
+    pub(super) entities: Vec<(EntityIdx, TokenSpan)>,
 }
 
 impl RuleSet {
@@ -186,6 +224,15 @@ impl RuleSet {
             if let Some(node) = compiler.rule(index, &rule.expr) {
                 rules.push(node);
             }
+        }
+        if let Err(message) = compiler.regex_terms.finish() {
+            compiler.errors.push(CompileError {
+                origin: Origin::Rule {
+                    index: 0,
+                    span: 0..0,
+                },
+                message: format!("the regexes of the rule set are too large together: {message}"),
+            });
         }
         if !compiler.errors.is_empty() {
             return Err(compiler.errors);
@@ -217,6 +264,9 @@ impl RuleSet {
             entity_leaves,
             rule_ids: input.rules.iter().map(|r| r.id.clone()).collect(),
             rules,
+            uses_sentences: compiler.uses_sentences,
+            regex_terms: compiler.regex_terms,
+            alias_matcher: AliasMatcher::new(&input.entities),
         })
     }
 
@@ -247,36 +297,17 @@ impl RuleSet {
         &self.entity_ids[entity]
     }
 
-    /// Runs every rule on `text`; returns the rules that fire, in rule order.
-    pub fn scan(&self, text: &str) -> Vec<RuleMatch> {
-        let normalized = normalize(text);
-        self.scan_normalized(&normalized)
+    /// The alias (as written in the config) of `entity` that `surface`, a
+    /// mention cited in a [`RuleMatch`], spells: exact, transliterated or
+    /// fuzzy. `None` if none does.
+    pub fn alias_of(&self, entity: usize, surface: &str) -> Option<&str> {
+        self.alias_matcher.alias_of(entity, surface)
     }
 
-    /// Like [`RuleSet::scan`] on text that is already normalised.
-    pub fn scan_normalized(&self, normalized: &Normalized) -> Vec<RuleMatch> {
-        let leaf_spans = self.leaf_hits(normalized);
-        if leaf_spans.is_empty() {
-            return Vec::new();
-        }
-        let mut touched_rules: Vec<usize> = leaf_spans
-            .keys()
-            .map(|&leaf| self.leaves[leaf].rule)
-            .collect();
-        touched_rules.sort_unstable();
-        touched_rules.dedup();
-
-        let mut fired = Vec::new();
-        for rule in touched_rules {
-            let Some(evidence) = evaluate(&self.rules[rule], &leaf_spans) else {
-                continue;
-            };
-            if evidence.spans.is_empty() {
-                continue;
-            }
-            fired.push(to_rule_match(rule, evidence, normalized));
-        }
-        fired
+    /// Runs every rule on `text` (an article without a title); returns the
+    /// rules that fire, in rule order. See [`RuleSet::scan_article`].
+    pub fn scan(&self, text: &str) -> Vec<RuleMatch> {
+        self.scan_article(None, text)
     }
 
     /// The hits of every leaf of every rule (entity `not` contexts applied).
@@ -297,6 +328,10 @@ impl RuleSet {
                     }
                 }
             }
+        }
+        // Misspelt and transliterated aliases (none unless configured).
+        for (entity, span) in self.alias_matcher.find(normalized) {
+            alias_hits.entry(entity).or_default().push(span);
         }
         for (entity, spans) in alias_hits {
             let excluded = not_hits.get(&entity).map(Vec::as_slice).unwrap_or_default();
@@ -344,7 +379,11 @@ impl RuleSet {
     }
 }
 
-fn to_rule_match(rule: usize, mut evidence: Evidence, normalized: &Normalized) -> RuleMatch {
+pub(super) fn to_rule_match(
+    rule: usize,
+    mut evidence: Evidence,
+    normalized: &Normalized,
+) -> RuleMatch {
     let bytes = |span: TokenSpan| {
         normalized.tokens[span.first as usize].start..normalized.tokens[span.last as usize].end
     };
@@ -372,17 +411,16 @@ fn to_rule_match(rule: usize, mut evidence: Evidence, normalized: &Normalized) -
             .into_iter()
             .map(|(entity, span)| (entity, bytes(span)))
             .collect(),
+        title_spans: Vec::new(),
+        title_entities: Vec::new(),
     }
 }
 
-/// Evaluates a rule's expression on the leaf hits; `None` when it is false.
-pub(super) fn evaluate(
-    node: &Node,
-    leaf_spans: &HashMap<LeafId, Vec<(TokenSpan, Option<EntityIdx>)>>,
-) -> Option<Evidence> {
+/// Evaluates a rule's expression on an article's hits; `None` when it is false.
+pub(super) fn evaluate(node: &Node, hits: &ArticleHits) -> Option<Evidence> {
     match node {
         Node::Leaf(leaf) => {
-            let spans = leaf_spans.get(leaf)?;
+            let spans = hits.leaves.get(leaf)?;
             let mut evidence = Evidence::default();
             for &(span, entity) in spans {
                 evidence.spans.push(span);
@@ -395,7 +433,7 @@ pub(super) fn evaluate(
         Node::And(parts) => {
             let mut evidence = Evidence::default();
             for part in parts {
-                let found = evaluate(part, leaf_spans)?;
+                let found = evaluate(part, hits)?;
                 evidence.spans.extend(found.spans);
                 evidence.entities.extend(found.entities);
             }
@@ -404,7 +442,7 @@ pub(super) fn evaluate(
         Node::Or(parts) => {
             let mut evidence: Option<Evidence> = None;
             for part in parts {
-                if let Some(found) = evaluate(part, leaf_spans) {
+                if let Some(found) = evaluate(part, hits) {
                     let all = evidence.get_or_insert_with(Evidence::default);
                     all.spans.extend(found.spans);
                     all.entities.extend(found.entities);
@@ -412,7 +450,7 @@ pub(super) fn evaluate(
             }
             evidence
         }
-        Node::Not(inner) => match evaluate(inner, leaf_spans) {
+        Node::Not(inner) => match evaluate(inner, hits) {
             Some(found) if !found.spans.is_empty() => None,
             _ => Some(Evidence::default()),
         },
@@ -421,11 +459,54 @@ pub(super) fn evaluate(
             right,
             distance,
         } => {
-            let left = evaluate(left, leaf_spans)?;
-            let right = evaluate(right, leaf_spans)?;
+            let left = evaluate(left, hits)?;
+            let right = evaluate(right, hits)?;
             near(&left, &right, *distance)
         }
+        Node::AtLeast { min, parts } => {
+            let mut evidence = Evidence::default();
+            let mut holding = 0;
+            for part in parts {
+                if let Some(found) = evaluate(part, hits) {
+                    holding += 1;
+                    evidence.spans.extend(found.spans);
+                    evidence.entities.extend(found.entities);
+                }
+            }
+            (holding >= *min).then_some(evidence)
+        }
+        Node::Count { inner, comparison } => {
+            let evidence = evaluate(inner, hits).unwrap_or_default();
+            comparison
+                .holds(distinct_spans(&evidence) as u64)
+                .then_some(evidence)
+        }
+        Node::Weights { items, comparison } => {
+            let mut evidence = Evidence::default();
+            let mut total: u64 = 0;
+            for (item, weight) in items {
+                if let Some(found) = evaluate(item, hits) {
+                    total += u64::from(*weight);
+                    evidence.spans.extend(found.spans);
+                    evidence.entities.extend(found.entities);
+                }
+            }
+            comparison.holds(total).then_some(evidence)
+        }
+        Node::Sentence(parts) => {
+            let found: Option<Vec<Evidence>> =
+                parts.iter().map(|part| evaluate(part, hits)).collect();
+            in_one_sentence(found?, &hits.sentences)
+        }
     }
+}
+
+/// The number of different places a node matched.
+pub(super) fn distinct_spans(evidence: &Evidence) -> usize {
+    let mut spans = evidence.spans.clone();
+    spans.sort_unstable();
+    spans.dedup();
+    spans.len()
 }
 
 /// Pairs of spans within `distance` words, each pair merged into one span.
@@ -469,11 +550,15 @@ struct Compiler<'a> {
     patterns: Vec<PatternInfo>,
     leaves: Vec<Leaf>,
     errors: Vec<CompileError>,
+    uses_sentences: bool,
+    regex_terms: RegexTerms,
 }
 
 impl<'a> Compiler<'a> {
     fn new(input: &'a RuleSetInput) -> Self {
         Compiler {
+            uses_sentences: false,
+            regex_terms: RegexTerms::default(),
             input,
             pattern_texts: Vec::new(),
             pattern_index: HashMap::new(),
@@ -558,30 +643,62 @@ impl<'a> Compiler<'a> {
                 ),
             });
         }
-        let node = self.node(index, expr, false);
+        let node = self.node(index, expr, None);
         (self.errors.len() == errors_before)
             .then_some(node)
             .flatten()
     }
 
-    fn node(&mut self, index: usize, expr: &Expr, under_near: bool) -> Option<Node> {
+    /// `under_near`: where the node is when it must have a position ("a
+    /// side of NEAR", "inside count"), so NOT is not allowed.
+    fn node(
+        &mut self,
+        index: usize,
+        expr: &Expr,
+        under_near: Option<&'static str>,
+    ) -> Option<Node> {
         Some(match expr {
+            Expr::AtLeast { min, parts, .. } => Node::AtLeast {
+                min: *min,
+                parts: self.nodes(index, parts, under_near)?,
+            },
+            Expr::Count {
+                inner, comparison, ..
+            } => Node::Count {
+                inner: Box::new(self.node(index, inner, Some("inside count"))?),
+                comparison: *comparison,
+            },
+            Expr::Weights {
+                items, comparison, ..
+            } => {
+                let nodes: Vec<Option<(Node, u32)>> = items
+                    .iter()
+                    .map(|(item, weight)| Some((self.node(index, item, under_near)?, *weight)))
+                    .collect();
+                Node::Weights {
+                    items: nodes.into_iter().collect::<Option<Vec<_>>>()?,
+                    comparison: *comparison,
+                }
+            }
+            Expr::Sentence { parts, .. } => {
+                self.uses_sentences = true;
+                Node::Sentence(self.nodes(index, parts, Some("inside SENTENCE"))?)
+            }
             Expr::Term(term) => Node::Leaf(self.leaf(index, &term.kind, &term.span)?),
             Expr::And(parts) => Node::And(self.nodes(index, parts, under_near)?),
             Expr::Or(parts) => Node::Or(self.nodes(index, parts, under_near)?),
             Expr::Not(inner) => {
-                if under_near {
+                if let Some(place) = under_near {
                     self.errors.push(CompileError {
                         origin: Origin::Rule {
                             index,
                             span: first_span(inner),
                         },
-                        message: "NOT cannot be a side of NEAR: an absent word has no position"
-                            .to_string(),
+                        message: format!("NOT cannot be {place}: an absent word has no position"),
                     });
                     return None;
                 }
-                Node::Not(Box::new(self.node(index, inner, false)?))
+                Node::Not(Box::new(self.node(index, inner, None)?))
             }
             Expr::Near {
                 left,
@@ -589,8 +706,8 @@ impl<'a> Compiler<'a> {
                 distance,
                 ..
             } => {
-                let left = self.node(index, left, true);
-                let right = self.node(index, right, true);
+                let left = self.node(index, left, Some("a side of NEAR"));
+                let right = self.node(index, right, Some("a side of NEAR"));
                 Node::Near {
                     left: Box::new(left?),
                     right: Box::new(right?),
@@ -600,7 +717,12 @@ impl<'a> Compiler<'a> {
         })
     }
 
-    fn nodes(&mut self, index: usize, parts: &[Expr], under_near: bool) -> Option<Vec<Node>> {
+    fn nodes(
+        &mut self,
+        index: usize,
+        parts: &[Expr],
+        under_near: Option<&'static str>,
+    ) -> Option<Vec<Node>> {
         let nodes: Vec<Option<Node>> = parts
             .iter()
             .map(|part| self.node(index, part, under_near))
@@ -609,6 +731,10 @@ impl<'a> Compiler<'a> {
     }
 
     fn leaf(&mut self, index: usize, kind: &TermKind, span: &Range<usize>) -> Option<LeafId> {
+        let (kind, title) = match kind {
+            TermKind::Title(inner) => (&**inner, true),
+            other => (other, false),
+        };
         let leaf = self.leaves.len();
         let label = match kind {
             TermKind::Text { text, prefix } => {
@@ -622,10 +748,18 @@ impl<'a> Compiler<'a> {
             TermKind::Entity(name) => format!("entity:{name}"),
             TermKind::Class(name) => format!("class:{name}"),
             TermKind::List(name) => format!("list:{name}"),
+            TermKind::Regex(pattern) => format!("/{pattern}/"),
+            TermKind::Title(_) => String::new(),
+        };
+        let label = if title {
+            format!("title:{label}")
+        } else {
+            label
         };
         self.leaves.push(Leaf {
             rule: index,
             label,
+            title,
             ..Leaf::default()
         });
         let error = |message: String| CompileError {
@@ -682,6 +816,15 @@ impl<'a> Compiler<'a> {
                 }
                 self.leaves[leaf].entities = members;
             }
+            // The lexer never nests `title:`.
+            TermKind::Title(_) => return None,
+            TermKind::Regex(pattern) => {
+                if let Err(message) = self.regex_terms.add(pattern, leaf) {
+                    self.errors
+                        .push(error(format!("rule \"{rule_id}\": {message}")));
+                    return None;
+                }
+            }
             TermKind::List(name) => {
                 let Some(items) = self.input.lists.get(name) else {
                     let known = self.input.lists.keys().map(String::as_str);
@@ -724,7 +867,22 @@ fn split_prefix(text: &str) -> (&str, bool) {
 /// Whether the expression can only be true when some term is present.
 fn needs_a_hit(expr: &Expr) -> bool {
     match expr {
-        Expr::Term(_) | Expr::Near { .. } => true,
+        Expr::Term(_) | Expr::Near { .. } | Expr::Sentence { .. } => true,
+        Expr::AtLeast { min, parts, .. } => {
+            let hitless = parts.iter().filter(|part| !needs_a_hit(part)).count();
+            *min as usize > hitless
+        }
+        Expr::Count { comparison, .. } => !comparison.holds(0),
+        Expr::Weights {
+            items, comparison, ..
+        } => {
+            let hitless: u64 = items
+                .iter()
+                .filter(|(item, _)| !needs_a_hit(item))
+                .map(|(_, weight)| u64::from(*weight))
+                .sum();
+            !comparison.holds(0) && !comparison.holds(hitless)
+        }
         Expr::And(parts) => parts.iter().any(needs_a_hit),
         Expr::Or(parts) => parts.iter().all(needs_a_hit),
         Expr::Not(_) => false,
@@ -737,6 +895,10 @@ fn first_span(expr: &Expr) -> Range<usize> {
         Expr::And(parts) | Expr::Or(parts) => parts.first().map(first_span).unwrap_or(0..0),
         Expr::Not(inner) => first_span(inner),
         Expr::Near { left, .. } => first_span(left),
+        Expr::AtLeast { span, .. }
+        | Expr::Count { span, .. }
+        | Expr::Sentence { span, .. }
+        | Expr::Weights { span, .. } => span.clone(),
     }
 }
 

@@ -6,11 +6,21 @@ use super::*;
 
 /// The entities and lists every case can use (a small slice of the shipped config).
 fn input(rules: &[(&str, &str)]) -> RuleSetInput {
+    let spelled = |id: &str, aliases: &[&str], fuzzy: u8, translit: bool| EntityDef {
+        id: id.to_string(),
+        class: Some("person".to_string()),
+        aliases: aliases.iter().map(|s| s.to_string()).collect(),
+        fuzzy,
+        translit,
+        ..EntityDef::default()
+    };
     let entity = |id: &str, class: Option<&str>, aliases: &[&str], not: &[&str]| EntityDef {
         id: id.to_string(),
         class: class.map(str::to_string),
         aliases: aliases.iter().map(|s| s.to_string()).collect(),
         not: not.iter().map(|s| s.to_string()).collect(),
+        fuzzy: 0,
+        translit: true,
     };
     RuleSetInput {
         entities: vec![
@@ -33,6 +43,19 @@ fn input(rules: &[(&str, &str)]) -> RuleSetInput {
                 &[],
             ),
             entity("haftar", Some("person"), &["Haftar", "Хафтар", "حفتر"], &[]),
+            spelled(
+                "karankevich",
+                &["Karankevich", "Viktor Karankevich"],
+                1,
+                true,
+            ),
+            EntityDef {
+                not: vec!["Lukashenka Street".to_string()],
+                ..spelled("lukashenko", &["Lukashenko"], 1, true)
+            },
+            spelled("yevkurov", &["Yevkurov"], 0, true),
+            spelled("benghazi", &["Benghazi"], 1, false),
+            spelled("tor", &["Tor"], 2, true),
         ],
         lists: [(
             "visit".to_string(),
@@ -146,6 +169,202 @@ fn rules_fire_on_the_right_text() {
         ),
         ("entity:haftar", "حفتر في مينسك", Some(&["حفتر"])),
         ("entity:haftar", "Маршал Хафтар", Some(&["Хафтар"])),
+        // N OF: at least N different operands.
+        (
+            "2 OF (Tobruk, Benghazi, Minsk)",
+            "From Benghazi to Tobruk.",
+            Some(&["Benghazi", "Tobruk"]),
+        ),
+        (
+            "2 OF (Tobruk, Benghazi, Minsk)",
+            "Tobruk, and Tobruk again.",
+            None,
+        ),
+        // Minsk agreements are not Minsk, so only one operand holds.
+        (
+            "2 OF (Tobruk, entity:minsk, Paris)",
+            "Tobruk and the Minsk agreements",
+            None,
+        ),
+        (
+            "2 OF (Tobruk, NOT Paris, Minsk)",
+            "Tobruk only",
+            Some(&["Tobruk"]),
+        ),
+        // count: distinct occurrences.
+        (
+            "count(Tobruk) >= 2",
+            "Tobruk. Then TOBRUK!",
+            Some(&["Tobruk", "TOBRUK"]),
+        ),
+        ("count(Tobruk) >= 2", "Tobruk once", None),
+        (
+            "count(Tobruk) > 1",
+            "Tobruk, Tobruk",
+            Some(&["Tobruk", "Tobruk"]),
+        ),
+        ("count(Tobruk) = 1", "Tobruk, Tobruk", None),
+        (
+            "count(entity:minsk) >= 2",
+            "the Minsk agreements, the Minsk format, then Minsk",
+            None,
+        ),
+        (
+            "Tobruk AND count(Benghazi) = 0",
+            "Tobruk alone",
+            Some(&["Tobruk"]),
+        ),
+        (
+            "Tobruk AND count(Benghazi) < 1",
+            "Tobruk and Benghazi",
+            None,
+        ),
+        (
+            "Tobruk AND count(Benghazi) <= 1",
+            "Tobruk and Benghazi",
+            Some(&["Tobruk", "Benghazi"]),
+        ),
+        // SENTENCE: every operand inside one sentence.
+        (
+            "SENTENCE(entity:minsk, list:visit)",
+            "Haftar arrived in Minsk. Tobruk later.",
+            Some(&["arrived", "Minsk"]),
+        ),
+        (
+            "SENTENCE(entity:minsk, list:visit)",
+            "Haftar arrived. Minsk is far.",
+            None,
+        ),
+        (
+            "SENTENCE(entity:minsk, list:visit)",
+            "Haftar arrived\n\nMinsk is far",
+            None,
+        ),
+        (
+            "SENTENCE(entity:minsk, list:visit)",
+            "Haftar arrived\nin Minsk, the text wrapped.",
+            Some(&["arrived", "Minsk"]),
+        ),
+        (
+            "SENTENCE(Haftar, entity:minsk)",
+            "Field Marshal Gen. Haftar flew to Minsk. Haftar left.",
+            Some(&["Haftar", "Minsk"]),
+        ),
+        (
+            "SENTENCE(entity:minsk, list:visit)",
+            "Talks on the Minsk agreements.",
+            None,
+        ),
+        (
+            "SENTENCE(Tobruk, Benghazi, Minsk)",
+            "Tobruk and Benghazi. Minsk.",
+            None,
+        ),
+        // Regexes run on the original text, case-insensitive, cited by whole words.
+        (
+            "/Tor-?M\\d/",
+            "a tor-m2 and a TorM1",
+            Some(&["tor-m2", "TorM1"]),
+        ),
+        ("/Tor-?M\\d/", "the Tor network", None),
+        ("/(?-i)TOR/", "the Tor network", None),
+        ("/9K3\\d{2}/", "the 9K332 system", Some(&["9K332"])),
+        // A match inside a word cites the whole word.
+        ("/ankev/", "Karankevich arrived", Some(&["Karankevich"])),
+        ("/[.;]{3}/", "Minsk;;; Tobruk", None),
+        (
+            "/B-?52H?/ NEAR/3 Libya",
+            "B-52H bombers flew over Libya",
+            Some(&["B-52H bombers flew over Libya"]),
+        ),
+        (
+            "SENTENCE(/Tor-?M2/, Benghazi)",
+            "A Tor-M2 in Benghazi. TorM2 again.",
+            Some(&["Tor-M2", "Benghazi"]),
+        ),
+        (
+            "count(/tor-?m2/) >= 2",
+            "Tor-M2, tor m2 and TorM2",
+            Some(&["Tor-M2", "TorM2"]),
+        ),
+        // WEIGHTS: the weights of the operands present, summed (each counted once).
+        (
+            "WEIGHTS(Tobruk:3, \"air base\":2, Benghazi:1) >= 4",
+            "The Tobruk air base.",
+            Some(&["Tobruk", "air base"]),
+        ),
+        (
+            "WEIGHTS(Tobruk:3, \"air base\":2, Benghazi:1) >= 4",
+            "Tobruk, Tobruk and Tobruk again.",
+            None,
+        ),
+        (
+            "WEIGHTS(Tobruk:3, \"air base\":2, Benghazi:1) >= 4",
+            "Benghazi and Tobruk",
+            Some(&["Benghazi", "Tobruk"]),
+        ),
+        // The Minsk agreements are not Minsk: weight 2 is not added.
+        (
+            "WEIGHTS(entity:minsk:2, list:visit:1) >= 3",
+            "Talks on the Minsk agreements",
+            None,
+        ),
+        (
+            "WEIGHTS(Tobruk:1, NOT Paris:1) >= 2",
+            "Tobruk",
+            Some(&["Tobruk"]),
+        ),
+        (
+            "WEIGHTS(Tobruk:1, NOT Paris:1) >= 2",
+            "Tobruk and Paris",
+            None,
+        ),
+        // fuzzy = 1: one edit on words of 6+ letters.
+        (
+            "entity:karankevich",
+            "Deputy PM Karankvich arrived",
+            Some(&["Karankvich"]),
+        ),
+        (
+            "entity:karankevich",
+            "Viktor Karankvich arrived",
+            Some(&["Viktor Karankvich"]),
+        ),
+        ("entity:karankevich", "Karenkovych arrived", None),
+        ("entity:benghazi", "flights to Bengazi", Some(&["Bengazi"])),
+        // Short words are never fuzzy: "Tor" (fuzzy = 2) never finds "Top" or "Toronto".
+        ("entity:tor", "the Top ten and Toronto", None),
+        ("entity:tor", "the Tor system", Some(&["Tor"])),
+        // Transliteration: Latin aliases find Cyrillic spellings.
+        (
+            "entity:karankevich",
+            "Каранкевич в Бенгази",
+            Some(&["Каранкевич"]),
+        ),
+        (
+            "entity:lukashenko",
+            "Лукашенко принял делегацию",
+            Some(&["Лукашенко"]),
+        ),
+        ("entity:yevkurov", "Евкуров прибыл", Some(&["Евкуров"])),
+        ("entity:tor", "система Тор", Some(&["Тор"])),
+        // Transliterated and then one edit away: an inflected form.
+        (
+            "entity:lukashenko",
+            "встреча с Лукашенку",
+            Some(&["Лукашенку"]),
+        ),
+        // translit = false on this entity.
+        ("entity:benghazi", "в Бенгази", None),
+        // Fuzzy mentions inside a `not` context do not count either.
+        (
+            "entity:lukashenko",
+            "President Lukashenka met",
+            Some(&["Lukashenka"]),
+        ),
+        ("entity:lukashenko", "a cafe on Lukashenka Street", None),
+        // Minsk (5 letters) is never fuzzy; the Minsk agreements stay excluded.
+        ("entity:minsk", "talks on the Minsk agreements", None),
     ];
     for (rule, article, expected) in cases {
         let expected =
@@ -189,6 +408,11 @@ fn names_are_resolved_with_hints() {
         ("c", "list:visits OR Tobruk"),
         ("d", "NOT Tobruk"),
         ("e", "Tobruk NEAR/3 NOT Minsk"),
+        ("f", "count(Tobruk) <= 2"),
+        ("g", "SENTENCE(Tobruk, NOT Minsk)"),
+        ("h", "2 OF (NOT Tobruk, NOT Minsk, Paris)"),
+        ("i", "Paris AND count(NOT Minsk) = 0"),
+        ("j", "WEIGHTS(Tobruk:1, NOT Minsk:3) >= 2"),
     ]))
     .expect_err("must not compile");
     let messages: Vec<(&str, Option<std::ops::Range<usize>>)> = errors
@@ -209,6 +433,11 @@ fn names_are_resolved_with_hints() {
             ("rule \"c\": unknown list \"visits\" (did you mean \"visit\"?)", Some(0..11)),
             ("rule \"d\" could fire on an article that matches nothing: every alternative needs a term that must be present (NOT alone is not enough)", Some(0..0)),
             ("NOT cannot be a side of NEAR: an absent word has no position", Some(18..23)),
+            ("rule \"f\" could fire on an article that matches nothing: every alternative needs a term that must be present (NOT alone is not enough)", Some(0..0)),
+            ("NOT cannot be inside SENTENCE: an absent word has no position", Some(21..26)),
+            ("rule \"h\" could fire on an article that matches nothing: every alternative needs a term that must be present (NOT alone is not enough)", Some(0..0)),
+            ("NOT cannot be inside count: an absent word has no position", Some(20..25)),
+            ("rule \"j\" could fire on an article that matches nothing: every alternative needs a term that must be present (NOT alone is not enough)", Some(0..0)),
         ]
     );
 }
@@ -221,7 +450,124 @@ fn identical_terms_share_one_pattern() {
         ("c", "tobruk"),
     ]))
     .expect("compiles");
-    // minsk: 3 aliases + 3 not; tor-m2 3; pantsir 2; haftar 3; rules: tobruk, base.
-    assert_eq!(set.pattern_count(), 3 + 3 + 3 + 2 + 3 + 2);
+    // minsk: 3 aliases + 3 not; tor-m2 3; pantsir 2; haftar 3; karankevich 2;
+    // lukashenko 1 + 1 not; yevkurov, benghazi, tor 1 each; rules: tobruk, base.
+    assert_eq!(set.pattern_count(), 3 + 3 + 3 + 2 + 3 + 2 + 2 + 3 + 2);
     assert_eq!(set.scan("Tobruk").len(), 2);
+}
+
+/// Runs one rule on an article with a title; returns the cited texts (title
+/// citations prefixed "title:"), or None when it did not fire.
+fn fire_article(rule: &str, title: Option<&str>, text: &str) -> Option<Vec<String>> {
+    let set = RuleSet::compile(&input(&[("r", rule)])).expect("rule compiles");
+    let mut fired = set.scan_article(title, text);
+    assert!(fired.len() <= 1);
+    fired.pop().map(|m| {
+        let in_text = m.spans.iter().map(|s| text[s.clone()].to_string());
+        let in_title = m
+            .title_spans
+            .iter()
+            .map(|s| format!("title:{}", &title.unwrap_or_default()[s.clone()]));
+        in_text.chain(in_title).collect()
+    })
+}
+
+#[test]
+fn title_terms_look_at_the_title_only() {
+    // (rule, title, text, cited texts or None)
+    let txt = "Haftar visits Minsk\nby | May 30, 2025\n\nTalks on the Tobruk air base.";
+    type Case<'a> = (&'a str, Option<&'a str>, &'a str, Option<&'a [&'a str]>);
+    let cases: &[Case] = &[
+        // The title is the text's first line: cited where it is in the text.
+        (
+            "title:Minsk",
+            Some("Haftar visits Minsk"),
+            txt,
+            Some(&["Minsk"]),
+        ),
+        (
+            "title:entity:minsk",
+            Some("Haftar visits Minsk"),
+            txt,
+            Some(&["Minsk"]),
+        ),
+        // Tobruk is in the text, not in the title.
+        ("title:Tobruk", Some("Haftar visits Minsk"), txt, None),
+        (
+            "Tobruk",
+            Some("Haftar visits Minsk"),
+            txt,
+            Some(&["Tobruk"]),
+        ),
+        ("title:Tobruk", None, "Tobruk\n\nTobruk again", None),
+        (
+            "title:\"visits Minsk\" AND Tobruk",
+            Some("Haftar visits Minsk"),
+            txt,
+            Some(&["visits Minsk", "Tobruk"]),
+        ),
+        // A title the text never shows (an HTML <title>): cited in the title.
+        (
+            "title:visit* AND Tobruk",
+            Some("Haftar’s visit | News site"),
+            "Talks on the Tobruk air base.",
+            Some(&["Tobruk", "title:visit"]),
+        ),
+        // Entity `not` contexts hold in titles too: Minsk agreements are not Minsk.
+        (
+            "title:entity:minsk",
+            Some("New life for the Minsk agreements"),
+            "Body.",
+            None,
+        ),
+        // A title scanned apart is never NEAR a word of the text.
+        (
+            "title:Minsk NEAR/5 list:visit",
+            Some("Minsk"),
+            "The visit was long.",
+            None,
+        ),
+        // The title's first occurrence counts, later mentions of its words do not.
+        ("title:Tobruk", Some("Benghazi"), "Benghazi\n\nTobruk", None),
+    ];
+    for (rule, title, text, expected) in cases {
+        let expected =
+            expected.map(|texts| texts.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            fire_article(rule, *title, text),
+            expected,
+            "rule {rule:?} on title {title:?}, text {text:?}"
+        );
+    }
+}
+
+#[test]
+fn the_alias_behind_each_spelling_is_known() {
+    let set = RuleSet::compile(&input(&[("r", "Tobruk")])).expect("compiles");
+    let entity = |id: &str| {
+        (0..20)
+            .find(|&index| set.entity_id(index) == id)
+            .expect("entity exists")
+    };
+    let cases = [
+        ("karankevich", "Karankvich", Some("Karankevich")),
+        (
+            "karankevich",
+            "Viktor  Karankevich",
+            Some("Viktor Karankevich"),
+        ),
+        ("karankevich", "Каранкевич", Some("Karankevich")),
+        ("lukashenko", "Лукашенку", Some("Lukashenko")),
+        ("lukashenko", "Lukashenka", Some("Lukashenko")),
+        ("minsk", "Минске", Some("Минск*")),
+        ("minsk", "MINSK", Some("Minsk")),
+        ("tor", "Top", None),
+    ];
+    for (id, surface, alias) in cases {
+        assert_eq!(
+            set.alias_of(entity(id), surface),
+            alias,
+            "{id}: {surface:?}"
+        );
+    }
 }

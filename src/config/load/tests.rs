@@ -78,6 +78,22 @@ fn errors_name_line_and_column() {
             vec!["config.toml:18:21: rule \"x\": '(' is never closed"],
         ),
         (
+            format!("{BASE}\n[rules.x]\nmatch = 'Tobruk AND /(\\w{{100}}){{100}}/'\n"),
+            vec!["config.toml:18:21: rule \"x\": regex is too large: it compiles to more than 512 KiB; make it simpler"],
+        ),
+        (
+            format!("{BASE}\n[rules.x]\nmatch = 'Tobruk OR /Tor-(M2/'\n"),
+            vec!["config.toml:18:20: rule \"x\": invalid regex: unclosed group"],
+        ),
+        (
+            format!("{BASE}\n[entities.x]\naliases = [\"Karankevich\"]\nfuzzy = 3\n"),
+            vec!["config.toml:19:9: entity \"x\": fuzzy must be 0, 1 or 2 (edits per word), not 3"],
+        ),
+        (
+            format!("{BASE}\n[rules.x]\nmatch = 'count(Tobruk) >= x'\n"),
+            vec!["config.toml:18:27: rule \"x\": expected a whole number after the comparison, not \"x\""],
+        ),
+        (
             format!("{BASE}\n[rules.x]\nmatch = 'Tobruk'\nseverty = \"info\"\n"),
             vec!["config.toml:19:1: unknown field `severty`, expected one of `description`, `match`, `severity`, `sinks`, `first_seen`, `throttle`, `throttle_by`, `threshold`, `on_duplicate`"],
         ),

@@ -1,0 +1,276 @@
+//! Alias spellings beyond the exact ones the automaton finds: misspellings
+//! within an edit distance (`fuzzy = N` on an entity) and Cyrillic
+//! spellings of Latin aliases (transliteration, see [`super::translit`]).
+//!
+//! Fuzzy matching compares words of 6 or more letters only, on both sides,
+//! so "Karankvich" finds "Karankevich" (distance 1) but "Tor" never finds
+//! "Top". The distance is the optimal string alignment distance (a swap of
+//! two neighbouring letters counts 1). A prefix alias word (`Минск*`) is
+//! never matched fuzzily, only exactly or transliterated.
+//!
+//! One pass per article over its words, whatever the number of rules: each
+//! word is looked up in a table of transliterated alias words and in
+//! buckets of fuzzy alias words by length; only the aliases found there are
+//! checked, word by word. Also answers which alias a matched text is
+//! (for the alert). Pure; cannot fail.
+
+use std::collections::HashMap;
+
+use super::normalize::{normalize_term, Normalized};
+use super::ruleset::{EntityDef, TokenSpan};
+use super::translit::latin_forms;
+
+/// Alias words shorter than this (in letters) are never matched fuzzily.
+pub(super) const FUZZY_MIN_LETTERS: usize = 6;
+/// The largest `fuzzy` an entity may ask for.
+pub(super) const FUZZY_MAX: u8 = 2;
+
+#[derive(Debug)]
+struct Alias {
+    entity: usize,
+    /// The alias as written in config.toml.
+    text: String,
+    /// Folded words.
+    words: Vec<String>,
+    /// The last word is a prefix (`Минск*`).
+    prefix: bool,
+    fuzzy: u8,
+    /// Latin letters only and the entity allows transliteration.
+    translit: bool,
+}
+
+/// Where an alias word sits: (alias, word position).
+type Slot = (usize, usize);
+
+#[derive(Debug, Default)]
+pub(super) struct AliasMatcher {
+    aliases: Vec<Alias>,
+    /// Entity -> its aliases, in config order.
+    by_entity: Vec<Vec<usize>>,
+    /// Words of transliterable aliases (not prefix words).
+    latin_words: HashMap<String, Vec<Slot>>,
+    /// Prefix last words of transliterable aliases.
+    latin_prefixes: Vec<(String, Slot)>,
+    /// Fuzzy alias words by their length in letters.
+    fuzzy_by_length: HashMap<usize, Vec<Slot>>,
+}
+
+impl AliasMatcher {
+    pub(super) fn new(entities: &[EntityDef]) -> AliasMatcher {
+        let mut matcher = AliasMatcher {
+            by_entity: vec![Vec::new(); entities.len()],
+            ..AliasMatcher::default()
+        };
+        for (entity, def) in entities.iter().enumerate() {
+            for text in &def.aliases {
+                let trimmed = text.trim_end();
+                let (body, prefix) = match trimmed.strip_suffix('*') {
+                    Some(body) => (body, true),
+                    None => (trimmed, false),
+                };
+                let folded = normalize_term(body);
+                if folded.is_empty() {
+                    continue;
+                }
+                let words: Vec<String> = folded.split(' ').map(str::to_string).collect();
+                let translit = def.translit
+                    && words
+                        .iter()
+                        .all(|word| word.chars().all(|c| c.is_ascii_alphanumeric()));
+                let id = matcher.aliases.len();
+                for (position, word) in words.iter().enumerate() {
+                    let slot = (id, position);
+                    let is_prefix_word = prefix && position + 1 == words.len();
+                    if translit {
+                        if is_prefix_word {
+                            matcher.latin_prefixes.push((word.clone(), slot));
+                        } else {
+                            matcher
+                                .latin_words
+                                .entry(word.clone())
+                                .or_default()
+                                .push(slot);
+                        }
+                    }
+                    let letters = word.chars().count();
+                    if def.fuzzy > 0 && !is_prefix_word && letters >= FUZZY_MIN_LETTERS {
+                        matcher
+                            .fuzzy_by_length
+                            .entry(letters)
+                            .or_default()
+                            .push(slot);
+                    }
+                }
+                matcher.by_entity[entity].push(id);
+                matcher.aliases.push(Alias {
+                    entity,
+                    text: text.clone(),
+                    words,
+                    prefix,
+                    fuzzy: def.fuzzy.min(FUZZY_MAX),
+                    translit,
+                });
+            }
+        }
+        matcher
+    }
+
+    fn is_idle(&self) -> bool {
+        self.latin_words.is_empty()
+            && self.latin_prefixes.is_empty()
+            && self.fuzzy_by_length.is_empty()
+    }
+
+    /// Alias mentions that are not exact: (entity, words). Exact ones are
+    /// the automaton's.
+    pub(super) fn find(&self, normalized: &Normalized) -> Vec<(usize, TokenSpan)> {
+        if self.is_idle() {
+            return Vec::new();
+        }
+        let words = words_of(normalized);
+        let mut latin_cache: HashMap<&str, Vec<String>> = HashMap::new();
+        let mut found: Vec<(usize, TokenSpan)> = Vec::new();
+        for (index, &word) in words.iter().enumerate() {
+            let letters = word.chars().count();
+            let has_cyrillic = !word.is_ascii();
+            if letters < FUZZY_MIN_LETTERS && !has_cyrillic {
+                continue;
+            }
+            let latin = latin_cache
+                .entry(word)
+                .or_insert_with(|| latin_forms(word))
+                .clone();
+            let mut slots: Vec<Slot> = Vec::new();
+            for form in &latin {
+                if let Some(hits) = self.latin_words.get(form) {
+                    slots.extend(hits);
+                }
+                for (prefix, slot) in &self.latin_prefixes {
+                    if form.starts_with(prefix.as_str()) {
+                        slots.push(*slot);
+                    }
+                }
+            }
+            for form in std::iter::once(word).chain(latin.iter().map(String::as_str)) {
+                let length = form.chars().count();
+                if length < FUZZY_MIN_LETTERS {
+                    continue;
+                }
+                let low = length.saturating_sub(usize::from(FUZZY_MAX));
+                for bucket in low..=length + usize::from(FUZZY_MAX) {
+                    if let Some(hits) = self.fuzzy_by_length.get(&bucket) {
+                        slots.extend(hits);
+                    }
+                }
+            }
+            slots.sort_unstable();
+            slots.dedup();
+            for (alias, position) in slots {
+                let Some(start) = index.checked_sub(position) else {
+                    continue;
+                };
+                let alias_def = &self.aliases[alias];
+                let end = start + alias_def.words.len();
+                if end > words.len() {
+                    continue;
+                }
+                let mut inexact = false;
+                let all =
+                    (start..end).all(
+                        |at| match self.word_distance(alias, at - start, words[at]) {
+                            Some(Closeness::Exact) => true,
+                            Some(Closeness::Near) => {
+                                inexact = true;
+                                true
+                            }
+                            None => false,
+                        },
+                    );
+                if all && inexact {
+                    let span = TokenSpan {
+                        first: start as u32,
+                        last: (end - 1) as u32,
+                    };
+                    found.push((alias_def.entity, span));
+                }
+            }
+        }
+        found.sort_unstable_by_key(|&(entity, span)| (span, entity));
+        found.dedup();
+        found
+    }
+
+    /// How word `position` of `alias` compares with a folded text word.
+    fn word_distance(&self, alias: usize, position: usize, word: &str) -> Option<Closeness> {
+        let alias = &self.aliases[alias];
+        let target = alias.words[position].as_str();
+        let is_prefix_word = alias.prefix && position + 1 == alias.words.len();
+        let same = |form: &str| form == target || (is_prefix_word && form.starts_with(target));
+        if same(word) {
+            return Some(Closeness::Exact);
+        }
+        let latin = if alias.translit || alias.fuzzy > 0 {
+            latin_forms(word)
+        } else {
+            Vec::new()
+        };
+        if alias.translit && latin.iter().any(|form| same(form)) {
+            return Some(Closeness::Near);
+        }
+        if alias.fuzzy == 0 || is_prefix_word || target.chars().count() < FUZZY_MIN_LETTERS {
+            return None;
+        }
+        let close = |form: &str| {
+            form.chars().count() >= FUZZY_MIN_LETTERS
+                && strsim::osa_distance(form, target) <= usize::from(alias.fuzzy)
+        };
+        let latin_close = alias.translit && latin.iter().any(|form| close(form));
+        (close(word) || latin_close).then_some(Closeness::Near)
+    }
+
+    /// The alias of `entity` that `surface` (text from the article) is a
+    /// spelling of: exact first, then transliterated or fuzzy.
+    pub(super) fn alias_of(&self, entity: usize, surface: &str) -> Option<&str> {
+        let folded = normalize_term(surface);
+        let words: Vec<&str> = folded.split(' ').filter(|w| !w.is_empty()).collect();
+        let aliases = self.by_entity.get(entity)?;
+        let matches = |alias: usize, wanted: Closeness| {
+            let def = &self.aliases[alias];
+            def.words.len() == words.len()
+                && words.iter().enumerate().all(|(position, word)| {
+                    match self.word_distance(alias, position, word) {
+                        Some(Closeness::Exact) => true,
+                        Some(Closeness::Near) => wanted == Closeness::Near,
+                        None => false,
+                    }
+                })
+        };
+        aliases
+            .iter()
+            .find(|&&alias| matches(alias, Closeness::Exact))
+            .or_else(|| {
+                aliases
+                    .iter()
+                    .find(|&&alias| matches(alias, Closeness::Near))
+            })
+            .map(|&alias| self.aliases[alias].text.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Closeness {
+    Exact,
+    Near,
+}
+
+/// The folded words of the canonical text, in token order.
+fn words_of(normalized: &Normalized) -> Vec<&str> {
+    normalized
+        .tokens
+        .iter()
+        .map(|token| {
+            let rest = &normalized.text[token.norm_start..];
+            &rest[..rest.find(' ').unwrap_or(rest.len())]
+        })
+        .collect()
+}
