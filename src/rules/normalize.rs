@@ -65,7 +65,15 @@ pub fn normalize(text: &str) -> Normalized {
         let byte = bytes[position];
         if byte.is_ascii() {
             if byte.is_ascii_alphanumeric() {
-                builder.push_word_char(position, position + 1, byte.to_ascii_lowercase() as char);
+                // The common case: a run of ASCII letters and digits is
+                // copied and lower-cased in one go, not char by char.
+                let run_end = bytes[position..]
+                    .iter()
+                    .position(|b| !b.is_ascii_alphanumeric())
+                    .map_or(bytes.len(), |length| position + length);
+                builder.push_ascii_run(position, run_end, &text[position..run_end]);
+                position = run_end;
+                continue;
             } else if byte == b'\'' && is_possessive_s(text, position + 1, builder.open.is_some()) {
                 builder.close();
                 position += 2;
@@ -132,6 +140,25 @@ impl Builder {
             });
         }
         self.out.text.push(folded);
+        if let Some(token) = self.out.tokens.last_mut() {
+            token.end = end;
+        }
+    }
+
+    /// Like [`Builder::push_word_char`] for each byte of `run`, which is
+    /// ASCII letters and digits only.
+    fn push_ascii_run(&mut self, start: usize, end: usize, run: &str) {
+        if self.open.is_none() {
+            self.open = Some(start);
+            self.out.tokens.push(Token {
+                start,
+                end,
+                norm_start: self.out.text.len(),
+            });
+        }
+        let from = self.out.text.len();
+        self.out.text.push_str(run);
+        self.out.text[from..].make_ascii_lowercase();
         if let Some(token) = self.out.tokens.last_mut() {
             token.end = end;
         }

@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 
 use super::expr::{Comparison, Expr, TermKind};
 use super::fuzzy::AliasMatcher;
@@ -152,7 +152,6 @@ pub(super) enum Node {
 }
 
 /// The compiled, immutable rule set. Cheap to share behind an `Arc`.
-#[derive(Debug)]
 pub struct RuleSet {
     automaton: AhoCorasick,
     patterns: Vec<PatternInfo>,
@@ -168,6 +167,16 @@ pub struct RuleSet {
     pub(super) regex_terms: RegexTerms,
     /// Fuzzy and transliterated alias spellings.
     alias_matcher: AliasMatcher,
+}
+
+impl std::fmt::Debug for RuleSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuleSet")
+            .field("rule_ids", &self.rule_ids)
+            .field("patterns", &self.patterns.len())
+            .field("automaton_bytes", &self.automaton.memory_usage())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A hit in word positions: `first..=last` tokens.
@@ -239,6 +248,7 @@ impl RuleSet {
         }
         let automaton = AhoCorasick::builder()
             .match_kind(MatchKind::Standard)
+            .kind(automaton_kind(compiler.pattern_texts.len()))
             .build(&compiler.pattern_texts)
             .map_err(|error| {
                 vec![CompileError {
@@ -377,6 +387,16 @@ impl RuleSet {
         }
         hits
     }
+}
+
+/// Up to this many patterns the automaton is a full DFA: one table lookup
+/// per byte, about 1.6x the scan speed of the contiguous NFA at 12,000
+/// patterns, for ~50 MB of tables there. Beyond it the DFA's memory and build
+/// time grow too fast, and the contiguous NFA (the crate's choice) is used.
+const DFA_MAX_PATTERNS: usize = 16_000;
+
+fn automaton_kind(patterns: usize) -> Option<AhoCorasickKind> {
+    (patterns <= DFA_MAX_PATTERNS).then_some(AhoCorasickKind::DFA)
 }
 
 pub(super) fn to_rule_match(
@@ -552,13 +572,28 @@ struct Compiler<'a> {
     errors: Vec<CompileError>,
     uses_sentences: bool,
     regex_terms: RegexTerms,
+    /// Entity id -> index (the first entity with that id), so resolving a
+    /// name costs one lookup, not a pass over every entity.
+    entity_index: HashMap<&'a str, EntityIdx>,
+    /// Class name -> its entities, in entity order.
+    class_members: HashMap<&'a str, Vec<EntityIdx>>,
 }
 
 impl<'a> Compiler<'a> {
     fn new(input: &'a RuleSetInput) -> Self {
+        let mut entity_index = HashMap::with_capacity(input.entities.len());
+        let mut class_members: HashMap<&str, Vec<EntityIdx>> = HashMap::new();
+        for (index, entity) in input.entities.iter().enumerate() {
+            entity_index.entry(entity.id.as_str()).or_insert(index);
+            if let Some(class) = entity.class.as_deref() {
+                class_members.entry(class).or_default().push(index);
+            }
+        }
         Compiler {
             uses_sentences: false,
             regex_terms: RegexTerms::default(),
+            entity_index,
+            class_members,
             input,
             pattern_texts: Vec::new(),
             pattern_index: HashMap::new(),
@@ -778,29 +813,24 @@ impl<'a> Compiler<'a> {
                     return None;
                 }
             }
-            TermKind::Entity(name) => {
-                match self.input.entities.iter().position(|e| &e.id == name) {
-                    Some(entity) => self.leaves[leaf].entities.push(entity),
-                    None => {
-                        let known = self.input.entities.iter().map(|e| e.id.as_str());
-                        let message = format!(
-                            "rule \"{rule_id}\": unknown entity \"{name}\"{}",
-                            did_you_mean(name, known)
-                        );
-                        self.errors.push(error(message));
-                        return None;
-                    }
+            TermKind::Entity(name) => match self.entity_index.get(name.as_str()).copied() {
+                Some(entity) => self.leaves[leaf].entities.push(entity),
+                None => {
+                    let known = self.input.entities.iter().map(|e| e.id.as_str());
+                    let message = format!(
+                        "rule \"{rule_id}\": unknown entity \"{name}\"{}",
+                        did_you_mean(name, known)
+                    );
+                    self.errors.push(error(message));
+                    return None;
                 }
-            }
+            },
             TermKind::Class(name) => {
                 let members: Vec<EntityIdx> = self
-                    .input
-                    .entities
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, e)| e.class.as_deref() == Some(name.as_str()))
-                    .map(|(i, _)| i)
-                    .collect();
+                    .class_members
+                    .get(name.as_str())
+                    .cloned()
+                    .unwrap_or_default();
                 if members.is_empty() {
                     let known = self
                         .input
