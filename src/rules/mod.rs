@@ -8,6 +8,7 @@
 pub mod expr;
 pub mod normalize;
 pub mod ruleset;
+pub mod words;
 
 #[cfg(test)]
 mod tests;
