@@ -20,7 +20,7 @@ use aho_corasick::{AhoCorasick, MatchKind};
 
 use super::expr::{Expr, TermKind};
 use super::normalize::{normalize, normalize_term, Normalized};
-use super::words::WordTrie;
+use super::words::{FastMap, WordTrie};
 
 /// An entity as the rule set needs it.
 #[derive(Debug, Clone, Default)]
@@ -84,6 +84,8 @@ pub struct RuleMatch {
 type PatternId = usize;
 type LeafId = usize;
 type EntityIdx = usize;
+/// Per article: each hit leaf's spans, and the entity behind each span.
+type LeafSpans = FastMap<LeafId, Vec<(TokenSpan, Option<EntityIdx>)>>;
 
 /// Who cares about a pattern when the automaton finds it.
 #[derive(Debug, Clone, Copy)]
@@ -294,9 +296,9 @@ impl RuleSet {
         if hits.is_empty() {
             return Vec::new();
         }
-        let mut leaf_spans: HashMap<LeafId, Vec<(TokenSpan, Option<EntityIdx>)>> = HashMap::new();
-        let mut alias_hits: HashMap<EntityIdx, Vec<TokenSpan>> = HashMap::new();
-        let mut not_hits: HashMap<EntityIdx, Vec<TokenSpan>> = HashMap::new();
+        let mut leaf_spans: LeafSpans = FastMap::default();
+        let mut alias_hits: FastMap<EntityIdx, Vec<TokenSpan>> = FastMap::default();
+        let mut not_hits: FastMap<EntityIdx, Vec<TokenSpan>> = FastMap::default();
         for &(pattern, span) in &hits {
             for pattern_use in &self.patterns[pattern].uses {
                 match *pattern_use {
@@ -426,10 +428,7 @@ fn to_rule_match(rule: usize, mut evidence: Evidence, normalized: &Normalized) -
 }
 
 /// Evaluates a rule's expression on the leaf hits; `None` when it is false.
-fn evaluate(
-    node: &Node,
-    leaf_spans: &HashMap<LeafId, Vec<(TokenSpan, Option<EntityIdx>)>>,
-) -> Option<Evidence> {
+fn evaluate(node: &Node, leaf_spans: &LeafSpans) -> Option<Evidence> {
     match node {
         Node::Leaf(leaf) => {
             let spans = leaf_spans.get(leaf)?;

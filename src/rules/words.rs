@@ -73,7 +73,8 @@ impl Hasher for WordHasher {
     }
 }
 
-type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<WordHasher>>;
+/// A hash map with [`WordHasher`], for small integer and word keys.
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<WordHasher>>;
 
 /// Marks a word of the article that occurs in no pattern.
 const NO_WORD: u32 = u32::MAX;
