@@ -210,7 +210,7 @@ fn rules(count: usize) -> RuleSetInput {
     let mut rng = fastrand::Rng::with_seed(11 * 1_000_003 + count as u64);
     let mut seen = std::collections::HashSet::new();
     let mut input = RuleSetInput::default();
-    let mut push = |input: &mut RuleSetInput, id: String, aliases: Vec<String>| {
+    let push = |input: &mut RuleSetInput, id: String, aliases: Vec<String>| {
         input.rules.push(RuleDef {
             id: id.clone(),
             expr: parse(&format!("entity:{id}")).expect("generated ids parse"),
