@@ -66,7 +66,7 @@ export NEWSWATCH=$NW
 
 echo "== corpus ($N articles) and rule sets ($KS; latency $LAT_K)"
 cd "$HERE"
-rm -rf "$RES"
+for part in match whole lat; do has $part && rm -rf "${RES:?}/$part"; done  # PARTS=lat keeps the rest
 mkdir -p "$RES/match" "$RES/whole" "$RES/lat" "$BASE"
 if [ ! -f "$BASE/corpus/truth.json" ] || [ "$(python3 -c "import json;print(json.load(open('$BASE/corpus/truth.json'))['n'])")" != "$N" ]; then
   rm -rf "$BASE/corpus"

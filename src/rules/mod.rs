@@ -14,6 +14,7 @@ pub mod ruleset;
 mod scan;
 mod sentence;
 mod translit;
+pub mod words;
 
 #[cfg(test)]
 mod tests;

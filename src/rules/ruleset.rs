@@ -1,10 +1,13 @@
 //! The compiled rule set: every word, phrase, prefix, alias, `not` context
-//! and list item of every rule in ONE Aho-Corasick automaton over the
-//! canonical text of [`crate::rules::normalize`], plus each rule's expression
-//! with its leaves resolved to pattern and entity indexes.
+//! and list item of every rule as ONE set of patterns over the canonical
+//! text of [`crate::rules::normalize`], plus each rule's expression with its
+//! leaves resolved to pattern and entity indexes. Whole-word patterns live in
+//! a trie over word ids ([`super::words`]); prefix patterns (`visit*`) in one
+//! Aho-Corasick automaton.
 //!
-//! Scanning an article is one pass of the automaton, whatever the number of
-//! rules; only the rules whose terms were hit are evaluated afterwards.
+//! Scanning an article is one lookup per word (plus one automaton pass when
+//! there are prefix patterns), whatever the number of rules; only the rules
+//! whose terms were hit are evaluated afterwards.
 //!
 //! Invariant: once [`RuleSet::compile`] succeeded, [`RuleSet::scan`] cannot
 //! fail and does no I/O. Names (entities, classes, lists) are resolved here,
@@ -13,7 +16,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use aho_corasick::{AhoCorasick, MatchKind};
 
 use super::expr::{Comparison, Expr, TermKind};
 use super::fuzzy::AliasMatcher;
@@ -21,6 +24,7 @@ use super::normalize::{normalize_term, Normalized};
 use super::regex_terms::RegexTerms;
 use super::scan::ArticleHits;
 use super::sentence::in_one_sentence;
+use super::words::{FastMap, WordTrie};
 
 /// An entity as the rule set needs it.
 #[derive(Debug, Clone, Default)]
@@ -94,7 +98,7 @@ type PatternId = usize;
 pub(super) type LeafId = usize;
 type EntityIdx = usize;
 /// Per leaf, its hits (word span, and the entity when an alias hit).
-pub(super) type LeafHits = HashMap<LeafId, Vec<(TokenSpan, Option<EntityIdx>)>>;
+pub(super) type LeafHits = FastMap<LeafId, Vec<(TokenSpan, Option<EntityIdx>)>>;
 
 /// Who cares about a pattern when the automaton finds it.
 #[derive(Debug, Clone, Copy)]
@@ -153,7 +157,12 @@ pub(super) enum Node {
 
 /// The compiled, immutable rule set. Cheap to share behind an `Arc`.
 pub struct RuleSet {
-    automaton: AhoCorasick,
+    /// Every whole-word pattern, by word.
+    words: WordTrie,
+    /// Every prefix pattern, if there are any; `prefix_patterns[i]` is the
+    /// [`PatternId`] of the automaton's pattern `i`.
+    prefix_automaton: Option<AhoCorasick>,
+    prefix_patterns: Vec<PatternId>,
     patterns: Vec<PatternInfo>,
     pub(super) leaves: Vec<Leaf>,
     entity_ids: Vec<String>,
@@ -174,7 +183,7 @@ impl std::fmt::Debug for RuleSet {
         f.debug_struct("RuleSet")
             .field("rule_ids", &self.rule_ids)
             .field("patterns", &self.patterns.len())
-            .field("automaton_bytes", &self.automaton.memory_usage())
+            .field("automaton_bytes", &self.automaton_memory())
             .finish_non_exhaustive()
     }
 }
@@ -246,10 +255,24 @@ impl RuleSet {
         if !compiler.errors.is_empty() {
             return Err(compiler.errors);
         }
-        let automaton = AhoCorasick::builder()
-            .match_kind(MatchKind::Standard)
-            .kind(automaton_kind(compiler.pattern_texts.len()))
-            .build(&compiler.pattern_texts)
+        let mut words = WordTrie::new();
+        let mut prefix_texts = Vec::new();
+        let mut prefix_patterns = Vec::new();
+        for (id, text) in compiler.pattern_texts.iter().enumerate() {
+            if compiler.patterns[id].prefix {
+                prefix_texts.push(text.as_str());
+                prefix_patterns.push(id);
+            } else {
+                words.insert(text.trim(), id as u32);
+            }
+        }
+        let prefix_automaton = (!prefix_texts.is_empty())
+            .then(|| {
+                AhoCorasick::builder()
+                    .match_kind(MatchKind::Standard)
+                    .build(&prefix_texts)
+            })
+            .transpose()
             .map_err(|error| {
                 vec![CompileError {
                     origin: Origin::Rule {
@@ -267,7 +290,9 @@ impl RuleSet {
             }
         }
         Ok(RuleSet {
-            automaton,
+            words,
+            prefix_automaton,
+            prefix_patterns,
             patterns: compiler.patterns,
             leaves: compiler.leaves,
             entity_ids: input.entities.iter().map(|e| e.id.clone()).collect(),
@@ -294,9 +319,13 @@ impl RuleSet {
         self.patterns.len()
     }
 
-    /// Heap bytes used by the automaton.
+    /// Heap bytes used by the word trie and the prefix automaton (estimate).
     pub fn automaton_memory(&self) -> usize {
-        self.automaton.memory_usage()
+        self.words.memory_usage()
+            + self
+                .prefix_automaton
+                .as_ref()
+                .map_or(0, AhoCorasick::memory_usage)
     }
 
     pub fn rule_id(&self, rule: usize) -> &str {
@@ -323,9 +352,9 @@ impl RuleSet {
     /// The hits of every leaf of every rule (entity `not` contexts applied).
     pub(super) fn leaf_hits(&self, normalized: &Normalized) -> LeafHits {
         let hits = self.find_hits(normalized);
-        let mut leaf_spans: LeafHits = HashMap::new();
-        let mut alias_hits: HashMap<EntityIdx, Vec<TokenSpan>> = HashMap::new();
-        let mut not_hits: HashMap<EntityIdx, Vec<TokenSpan>> = HashMap::new();
+        let mut leaf_spans: LeafHits = FastMap::default();
+        let mut alias_hits: FastMap<EntityIdx, Vec<TokenSpan>> = FastMap::default();
+        let mut not_hits: FastMap<EntityIdx, Vec<TokenSpan>> = FastMap::default();
         for &(pattern, span) in &hits {
             for pattern_use in &self.patterns[pattern].uses {
                 match *pattern_use {
@@ -360,43 +389,54 @@ impl RuleSet {
         leaf_spans
     }
 
-    /// One pass of the automaton: (pattern, word span) for every occurrence.
+    /// One pass over the words (and the prefix automaton): (pattern, word
+    /// span) for every occurrence, in the order a byte automaton over the
+    /// canonical text would report them (by end, longest first).
     fn find_hits(&self, normalized: &Normalized) -> Vec<(PatternId, TokenSpan)> {
-        let mut hits = Vec::new();
-        for found in self
-            .automaton
-            .find_overlapping_iter(normalized.text.as_str())
-        {
-            let pattern = found.pattern().as_usize();
-            // Every pattern starts with the space before its first word; a
-            // whole-word pattern also ends with the space after its last word.
-            let first = normalized.token_at(found.start() + 1);
-            let last_char = if self.patterns[pattern].prefix {
-                found.end() - 1
-            } else {
-                found.end() - 2
-            };
-            let last = normalized.token_at(last_char);
-            hits.push((
-                pattern,
-                TokenSpan {
-                    first: first as u32,
-                    last: last as u32,
-                },
-            ));
+        let text = normalized.text.as_str();
+        let tokens = &normalized.tokens;
+        // Byte offset of the space after word `i` in the canonical text.
+        let word_end = |i: usize| {
+            tokens
+                .get(i + 1)
+                .map_or(text.len() - 1, |next| next.norm_start - 1)
+        };
+        let mut hits: Vec<(usize, PatternId, TokenSpan)> = Vec::new();
+        self.words.find(
+            (0..tokens.len()).map(|i| &text[tokens[i].norm_start..word_end(i)]),
+            |pattern, first, last| {
+                hits.push((
+                    word_end(last) + 1,
+                    pattern as usize,
+                    TokenSpan {
+                        first: first as u32,
+                        last: last as u32,
+                    },
+                ))
+            },
+        );
+        if let Some(automaton) = &self.prefix_automaton {
+            for found in automaton.find_overlapping_iter(text) {
+                let pattern = self.prefix_patterns[found.pattern().as_usize()];
+                // A prefix pattern starts with the space before its first word
+                // and ends inside its last word.
+                let first = normalized.token_at(found.start() + 1);
+                let last = normalized.token_at(found.end() - 1);
+                hits.push((
+                    found.end(),
+                    pattern,
+                    TokenSpan {
+                        first: first as u32,
+                        last: last as u32,
+                    },
+                ));
+            }
         }
-        hits
+        hits.sort_by_key(|&(end, _, span)| (end, span.first));
+        hits.into_iter()
+            .map(|(_, pattern, span)| (pattern, span))
+            .collect()
     }
-}
-
-/// Up to this many patterns the automaton is a full DFA: one table lookup
-/// per byte, about 1.6x the scan speed of the contiguous NFA at 12,000
-/// patterns, for ~50 MB of tables there. Beyond it the DFA's memory and build
-/// time grow too fast, and the contiguous NFA (the crate's choice) is used.
-const DFA_MAX_PATTERNS: usize = 16_000;
-
-fn automaton_kind(patterns: usize) -> Option<AhoCorasickKind> {
-    (patterns <= DFA_MAX_PATTERNS).then_some(AhoCorasickKind::DFA)
 }
 
 pub(super) fn to_rule_match(

@@ -160,7 +160,7 @@ impl RuleSet {
         if !self.leaves.iter().any(|leaf| leaf.title) {
             return (TitlePlace::Unused, leaves);
         }
-        let mut title_leaves: LeafHits = LeafHits::new();
+        let mut title_leaves: LeafHits = LeafHits::default();
         leaves.retain(|&leaf, spans| {
             if self.leaves[leaf].title {
                 title_leaves.insert(leaf, std::mem::take(spans));
