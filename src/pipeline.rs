@@ -173,7 +173,7 @@ impl Pipeline {
         let mut deliveries = Vec::new();
         for alert in &alerts {
             let payload = serde_json::to_string(alert)?;
-            let Some(rule) = self.config.rules.iter().find(|r| r.id == alert.rule) else {
+            let Some(rule) = self.config.rule(&alert.rule) else {
                 continue;
             };
             for &sink in &rule.sinks {

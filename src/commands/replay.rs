@@ -85,7 +85,7 @@ pub fn run(
             }
             fired += 1;
             let payload = serde_json::to_string(&alert)?;
-            let Some(rule) = config.rules.iter().find(|r| r.id == alert.rule) else {
+            let Some(rule) = config.rule(&alert.rule) else {
                 continue;
             };
             for &index in &rule.sinks {

@@ -42,6 +42,8 @@ pub struct Config {
     pub tests: Vec<RuleTest>,
     /// `[classes.NAME] discover` patterns, and the names they must not report.
     pub discovery: Discovery,
+    /// Rule id -> index into `rules`.
+    pub rule_index: std::collections::HashMap<String, usize>,
     /// The health and metrics server, when `[server]` is present.
     pub server: Option<ServerConfig>,
 }
@@ -186,6 +188,13 @@ pub enum SinkKind {
     File { dir: PathBuf },
 }
 
+impl Config {
+    /// The rule with this id (one hash lookup).
+    pub fn rule(&self, id: &str) -> Option<&Rule> {
+        self.rule_index.get(id).map(|&index| &self.rules[index])
+    }
+}
+
 impl SinkKind {
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -264,6 +273,7 @@ impl Loader<'_> {
         let (input, rules) = self.rules_input(&raw, &sinks);
         let tests = self.tests(&raw, &rules);
         let discovery = self.discovery(&raw);
+        let rule_index = rules.iter().enumerate().map(|(index, rule)| (rule.id.clone(), index)).collect();
         let ruleset = match RuleSet::compile(&input) {
             Ok(ruleset) => Some(ruleset),
             Err(errors) => {
@@ -284,6 +294,7 @@ impl Loader<'_> {
             tests,
             server,
             discovery,
+            rule_index,
         })
     }
 
