@@ -130,7 +130,8 @@ struct Builder {
 }
 
 impl Builder {
-    fn push_word_char(&mut self, start: usize, end: usize, folded: char) {
+    /// Starts a word at `start` unless one is open.
+    fn open_word(&mut self, start: usize, end: usize) {
         if self.open.is_none() {
             self.open = Some(start);
             self.out.tokens.push(Token {
@@ -139,6 +140,10 @@ impl Builder {
                 norm_start: self.out.text.len(),
             });
         }
+    }
+
+    fn push_word_char(&mut self, start: usize, end: usize, folded: char) {
+        self.open_word(start, end);
         self.out.text.push(folded);
         if let Some(token) = self.out.tokens.last_mut() {
             token.end = end;
@@ -148,14 +153,7 @@ impl Builder {
     /// Like [`Builder::push_word_char`] for each byte of `run`, which is
     /// ASCII letters and digits only.
     fn push_ascii_run(&mut self, start: usize, end: usize, run: &str) {
-        if self.open.is_none() {
-            self.open = Some(start);
-            self.out.tokens.push(Token {
-                start,
-                end,
-                norm_start: self.out.text.len(),
-            });
-        }
+        self.open_word(start, end);
         let from = self.out.text.len();
         self.out.text.push_str(run);
         self.out.text[from..].make_ascii_lowercase();
