@@ -14,7 +14,7 @@ use tracing::{debug, info, warn};
 
 use crate::alert::build::{build_alert, title_matches, FiredRule};
 use crate::alert::payload::{Alert, ArticleRef, MatchSpan};
-use crate::article::fingerprint::{Signature, DUPLICATE_SIMILARITY};
+use crate::article::fingerprint::{DuplicateIndex, Signature, DUPLICATE_SIMILARITY};
 use crate::article::{boilerplate, Article, ReadWarning, SkipReason};
 use crate::config::{Config, OnDuplicate};
 use crate::rules::normalize::{normalize, normalize_term};
@@ -61,11 +61,17 @@ struct Batch {
 pub struct Pipeline {
     config: Arc<Config>,
     store: Store,
+    /// Recent near-duplicate signatures, loaded from the database once.
+    duplicates: Option<DuplicateIndex>,
 }
 
 impl Pipeline {
     pub fn new(config: Arc<Config>, store: Store) -> Self {
-        Pipeline { config, store }
+        Pipeline {
+            config,
+            store,
+            duplicates: None,
+        }
     }
 
     pub fn config(&self) -> &Arc<Config> {
@@ -97,6 +103,8 @@ impl Pipeline {
         paths: &[PathBuf],
         fired_at: &str,
     ) -> Result<Vec<Outcome>, StoreError> {
+        let now_ms = time_ms(fired_at);
+        self.load_duplicates(now_ms)?;
         let mut batch = Batch::default();
         let mut outcomes = Vec::with_capacity(paths.len());
         for path in paths {
@@ -104,6 +112,14 @@ impl Pipeline {
         }
         if !batch.articles.is_empty() || !batch.files.is_empty() {
             self.store.commit_batch(&batch.articles, &batch.files)?;
+        }
+        if let Some(index) = &mut self.duplicates {
+            for (id, signature) in batch.fingerprints {
+                index.insert(id, now_ms, signature);
+            }
+            if index.len() > 2 * DUPLICATE_CANDIDATES {
+                index.prune(now_ms - DUPLICATE_WINDOW.as_millis() as i64);
+            }
         }
         Ok(outcomes)
     }
@@ -259,7 +275,7 @@ impl Pipeline {
         let title = article.title.as_deref();
         let found_rules = ruleset.scan_article(title, &matchable);
         let duplicate_of = match (&decisions.fingerprint, found_rules.is_empty()) {
-            (Some(signature), false) => self.duplicate_of(signature, now_ms, batch)?,
+            (Some(signature), false) => self.duplicate_of(signature, now_ms, batch),
             _ => None,
         };
         let candidates = self.discover(&matchable);
@@ -499,34 +515,46 @@ impl Pipeline {
 
     /// The most similar recent article (within [`DUPLICATE_WINDOW`]) when it
     /// is similar enough to be the same story.
-    fn duplicate_of(
-        &self,
-        signature: &Signature,
-        now_ms: i64,
-        batch: &Batch,
-    ) -> Result<Option<String>, StoreError> {
+    fn duplicate_of(&self, signature: &Signature, now_ms: i64, batch: &Batch) -> Option<String> {
         let since = now_ms - DUPLICATE_WINDOW.as_millis() as i64;
         let mut best: Option<(f64, String)> = None;
-        let mut consider = |id: &str, other: &Signature| {
+        for (id, other) in &batch.fingerprints {
             let similarity = signature.similarity(other);
             if similarity >= DUPLICATE_SIMILARITY
                 && best.as_ref().is_none_or(|(b, _)| similarity > *b)
             {
+                best = Some((similarity, id.clone()));
+            }
+        }
+        if let Some((id, similarity)) = self
+            .duplicates
+            .as_ref()
+            .and_then(|index| index.best_match(signature, since))
+        {
+            if best.as_ref().is_none_or(|(b, _)| similarity > *b) {
                 best = Some((similarity, id.to_string()));
             }
-        };
-        for (id, other) in &batch.fingerprints {
-            consider(id, other);
         }
-        for (id, bytes) in self
-            .store
-            .recent_fingerprints(since, DUPLICATE_CANDIDATES)?
-        {
-            if let Some(other) = Signature::from_bytes(&bytes) {
-                consider(&id, &other);
+        best.map(|(_, id)| id)
+    }
+
+    /// Loads the recent signatures once; afterwards the index is kept up to
+    /// date by [`Pipeline::process_batch`].
+    fn load_duplicates(&mut self, now_ms: i64) -> Result<(), StoreError> {
+        if self.duplicates.is_none() {
+            let since = now_ms - DUPLICATE_WINDOW.as_millis() as i64;
+            let mut index = DuplicateIndex::default();
+            for (id, bytes, at_ms) in self
+                .store
+                .recent_fingerprints(since, DUPLICATE_CANDIDATES)?
+            {
+                if let Some(signature) = Signature::from_bytes(&bytes) {
+                    index.insert(id, at_ms, signature);
+                }
             }
+            self.duplicates = Some(index);
         }
-        Ok(best.map(|(_, id)| id))
+        Ok(())
     }
 }
 

@@ -70,6 +70,87 @@ impl Signature {
 
 /// FNV-1a over the words and a separator: stable across runs and Rust
 /// versions, since signatures are stored.
+/// Bands for locality-sensitive lookup: 16 bands of 4 slots. Two articles
+/// are compared only when some band is identical: at a similarity of 0.6
+/// that happens with probability 1 - (1 - 0.6^4)^16 ≈ 0.89, at 0.8 ≈ 0.9998,
+/// at 0.2 only ≈ 0.025, so a lookup costs a few hash probes, not a pass
+/// over every recent article.
+const BANDS: usize = 16;
+const ROWS: usize = SLOTS / BANDS;
+
+impl Signature {
+    fn band_keys(&self) -> [u64; BANDS] {
+        let mut keys = [0u64; BANDS];
+        for (band, key) in keys.iter_mut().enumerate() {
+            let mut hash = mix(band as u64);
+            for slot in &self.0[band * ROWS..(band + 1) * ROWS] {
+                hash = mix(hash ^ slot);
+            }
+            *key = hash;
+        }
+        keys
+    }
+}
+
+/// Recent signatures, indexed by band, for near-duplicate lookups.
+#[derive(Debug, Default)]
+pub struct DuplicateIndex {
+    entries: Vec<(String, i64, Signature)>,
+    bands: std::collections::HashMap<u64, Vec<usize>>,
+}
+
+impl DuplicateIndex {
+    pub fn insert(&mut self, id: String, at_ms: i64, signature: Signature) {
+        let index = self.entries.len();
+        for key in signature.band_keys() {
+            self.bands.entry(key).or_default().push(index);
+        }
+        self.entries.push((id, at_ms, signature));
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The most similar entry since `since_ms` at [`DUPLICATE_SIMILARITY`]
+    /// or more: (id, similarity).
+    pub fn best_match(&self, signature: &Signature, since_ms: i64) -> Option<(&str, f64)> {
+        let mut best: Option<(usize, f64)> = None;
+        let mut seen = std::collections::HashSet::new();
+        for key in signature.band_keys() {
+            for &index in self.bands.get(&key).map(Vec::as_slice).unwrap_or_default() {
+                if !seen.insert(index) {
+                    continue;
+                }
+                let (_, at_ms, other) = &self.entries[index];
+                if *at_ms < since_ms {
+                    continue;
+                }
+                let similarity = signature.similarity(other);
+                if similarity >= DUPLICATE_SIMILARITY && best.is_none_or(|(_, b)| similarity > b) {
+                    best = Some((index, similarity));
+                }
+            }
+        }
+        best.map(|(index, similarity)| (self.entries[index].0.as_str(), similarity))
+    }
+
+    /// Drops entries older than `since_ms` (rebuilding the bands).
+    pub fn prune(&mut self, since_ms: i64) {
+        let entries = std::mem::take(&mut self.entries);
+        self.bands.clear();
+        for (id, at_ms, signature) in entries {
+            if at_ms >= since_ms {
+                self.insert(id, at_ms, signature);
+            }
+        }
+    }
+}
+
 fn hash_shingle(shingle: &[&str]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for word in shingle {
@@ -138,6 +219,17 @@ mod tests {
         );
         let unrelated = signature("The weather service warned of a tornado season ahead of the average in several regions, and markets opened flat in Asia as investors waited for inflation data and company earnings from the largest technology firms. Analysts said the quarter would be decided by demand for chips, while oil prices rose slightly after a week of losses on fears of weaker growth in China and Europe this year.");
         assert!(original.similarity(&unrelated) < 0.1);
+    }
+
+    #[test]
+    fn the_index_finds_the_same_story_and_forgets_old_entries() {
+        let mut index = DuplicateIndex::default();
+        index.insert("old".to_string(), 10, signature(STORY));
+        let rerun = signature(&STORY.replace("on Sunday", "on 25 May"));
+        assert_eq!(index.best_match(&rerun, 0).map(|(id, _)| id), Some("old"));
+        assert_eq!(index.best_match(&rerun, 11), None, "outside the window");
+        index.prune(11);
+        assert!(index.is_empty());
     }
 
     #[test]

@@ -273,7 +273,11 @@ impl Loader<'_> {
         let (input, rules) = self.rules_input(&raw, &sinks);
         let tests = self.tests(&raw, &rules);
         let discovery = self.discovery(&raw);
-        let rule_index = rules.iter().enumerate().map(|(index, rule)| (rule.id.clone(), index)).collect();
+        let rule_index = rules
+            .iter()
+            .enumerate()
+            .map(|(index, rule)| (rule.id.clone(), index))
+            .collect();
         let ruleset = match RuleSet::compile(&input) {
             Ok(ruleset) => Some(ruleset),
             Err(errors) => {

@@ -136,10 +136,19 @@ impl AliasMatcher {
             if letters < FUZZY_MIN_LETTERS && !has_cyrillic {
                 continue;
             }
-            let latin = latin_cache
-                .entry(word)
-                .or_insert_with(|| latin_forms(word))
-                .clone();
+            // An ASCII word is its own Latin form, and exact matches are the
+            // automaton's: only fuzziness can find anything more in it.
+            if !has_cyrillic && self.fuzzy_by_length.is_empty() {
+                continue;
+            }
+            let latin = if has_cyrillic {
+                latin_cache
+                    .entry(word)
+                    .or_insert_with(|| latin_forms(word))
+                    .clone()
+            } else {
+                Vec::new()
+            };
             let mut slots: Vec<Slot> = Vec::new();
             for form in &latin {
                 if let Some(hits) = self.latin_words.get(form) {

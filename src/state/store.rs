@@ -298,17 +298,17 @@ impl Store {
 
 impl Store {
     /// Near-duplicate signatures of articles processed since `since_ms`,
-    /// newest first (at most `limit`).
+    /// newest first (at most `limit`): (article id, signature, when).
     pub fn recent_fingerprints(
         &self,
         since_ms: i64,
         limit: usize,
-    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    ) -> Result<Vec<(String, Vec<u8>, i64)>, StoreError> {
         let mut statement = self.connection.prepare_cached(
-            "SELECT article_id, signature FROM fingerprints WHERE at_ms >= ?1 ORDER BY at_ms DESC LIMIT ?2",
+            "SELECT article_id, signature, at_ms FROM fingerprints WHERE at_ms >= ?1 ORDER BY at_ms DESC LIMIT ?2",
         )?;
         let rows = statement.query_map(params![since_ms, limit as i64], |row| {
-            Ok((row.get(0)?, row.get(1)?))
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
