@@ -17,7 +17,7 @@ use crate::alert::payload::{Alert, ArticleRef, MatchSpan};
 use crate::article::fingerprint::{DuplicateIndex, Signature, DUPLICATE_SIMILARITY};
 use crate::article::{boilerplate, Article, ReadWarning, SkipReason};
 use crate::config::{Config, OnDuplicate};
-use crate::rules::normalize::{normalize, normalize_term};
+use crate::rules::normalize::normalize_term;
 use crate::rules::{RuleMatch, RuleSet};
 use crate::state::{FileKey, NewDelivery, ProcessedArticle, Store, StoreError};
 
@@ -259,8 +259,7 @@ impl Pipeline {
         // Rules see the story without its comments, related links and pitches;
         // offsets are unchanged, so alerts cite the article as read.
         let matchable = boilerplate::matchable(&article.text);
-        let normalized = normalize(&matchable);
-        decisions.fingerprint = Signature::of_words(normalized.text.split_whitespace());
+
         if let (Some(max_age), Some(published)) =
             (self.config.watch.max_article_age, article.published)
         {
@@ -273,7 +272,8 @@ impl Pipeline {
             }
         }
         let title = article.title.as_deref();
-        let found_rules = ruleset.scan_article(title, &matchable);
+        let (found_rules, normalized) = ruleset.scan_article_with_words(title, &matchable);
+        decisions.fingerprint = Signature::of_words(normalized.text.split_whitespace());
         let duplicate_of = match (&decisions.fingerprint, found_rules.is_empty()) {
             (Some(signature), false) => self.duplicate_of(signature, now_ms, batch),
             _ => None,

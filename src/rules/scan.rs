@@ -101,6 +101,17 @@ impl RuleSet {
     /// every other term looks at `text`. Returns the rules that fire, in
     /// rule order. Cannot fail.
     pub fn scan_article(&self, title: Option<&str>, text: &str) -> Vec<RuleMatch> {
+        self.scan_article_with_words(title, text).0
+    }
+
+    /// Like [`RuleSet::scan_article`], also handing back the text's
+    /// canonical words, so a caller that needs them (near-duplicate
+    /// signatures) does not normalise the text a second time.
+    pub fn scan_article_with_words(
+        &self,
+        title: Option<&str>,
+        text: &str,
+    ) -> (Vec<RuleMatch>, Normalized) {
         let hits = self.article_hits(title, text);
         let mut touched_rules: Vec<usize> = hits
             .leaves
@@ -126,7 +137,7 @@ impl RuleSet {
             }
             fired.push(found);
         }
-        fired
+        (fired, hits.normalized)
     }
 
     /// The hits of every leaf on an article, `title:` leaves placed as the
