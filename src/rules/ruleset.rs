@@ -172,6 +172,8 @@ pub struct RuleSet {
     pub(super) rules: Vec<Node>,
     /// Some rule uses `SENTENCE`, so articles need sentence numbers.
     pub(super) uses_sentences: bool,
+    /// Some leaf is a `title:` term, so articles need their title placed.
+    pub(super) uses_title: bool,
     /// The `/regex/` terms, run apart from the automaton.
     pub(super) regex_terms: RegexTerms,
     /// Fuzzy and transliterated alias spellings.
@@ -289,6 +291,7 @@ impl RuleSet {
                 entity_leaves[entity].push(leaf_id);
             }
         }
+        let uses_title = compiler.leaves.iter().any(|leaf| leaf.title);
         Ok(RuleSet {
             words,
             prefix_automaton,
@@ -300,6 +303,7 @@ impl RuleSet {
             rule_ids: input.rules.iter().map(|r| r.id.clone()).collect(),
             rules,
             uses_sentences: compiler.uses_sentences,
+            uses_title,
             regex_terms: compiler.regex_terms,
             alias_matcher: AliasMatcher::new(&input.entities),
         })

@@ -168,7 +168,7 @@ impl RuleSet {
         normalized: &Normalized,
         mut leaves: LeafHits,
     ) -> (TitlePlace, LeafHits) {
-        if !self.leaves.iter().any(|leaf| leaf.title) {
+        if !self.uses_title {
             return (TitlePlace::Unused, leaves);
         }
         let mut title_leaves: LeafHits = LeafHits::default();
