@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 
-use super::normalize::{normalize_term, Normalized};
+use super::normalize::normalize_term;
 use super::ruleset::{EntityDef, TokenSpan};
 use super::translit::latin_forms;
 
@@ -123,22 +123,24 @@ impl AliasMatcher {
 
     /// Alias mentions that are not exact: (entity, words). Exact ones are
     /// the automaton's.
-    pub(super) fn find(&self, normalized: &Normalized) -> Vec<(usize, TokenSpan)> {
-        if self.is_idle() {
+    /// `words` are the article's folded words ([`super::normalize::Normalized::words`]),
+    /// `text` the canonical text they come from.
+    pub(super) fn find(&self, text: &str, words: &[&str]) -> Vec<(usize, TokenSpan)> {
+        // Only fuzziness finds more than the automaton in ASCII words (see
+        // below), and most articles are all ASCII: one quick check of the
+        // whole text instead of one per word.
+        if self.is_idle() || (self.fuzzy_by_length.is_empty() && text.is_ascii()) {
             return Vec::new();
         }
-        let words = words_of(normalized);
         let mut latin_cache: HashMap<&str, Vec<String>> = HashMap::new();
         let mut found: Vec<(usize, TokenSpan)> = Vec::new();
         for (index, &word) in words.iter().enumerate() {
-            let letters = word.chars().count();
             let has_cyrillic = !word.is_ascii();
-            if letters < FUZZY_MIN_LETTERS && !has_cyrillic {
-                continue;
-            }
             // An ASCII word is its own Latin form, and exact matches are the
-            // automaton's: only fuzziness can find anything more in it.
-            if !has_cyrillic && self.fuzzy_by_length.is_empty() {
+            // automaton's: only fuzziness can find anything more in it, and
+            // only in a long enough word.
+            if !has_cyrillic && (self.fuzzy_by_length.is_empty() || word.len() < FUZZY_MIN_LETTERS)
+            {
                 continue;
             }
             let latin = if has_cyrillic {
@@ -270,16 +272,4 @@ impl AliasMatcher {
 enum Closeness {
     Exact,
     Near,
-}
-
-/// The folded words of the canonical text, in token order.
-fn words_of(normalized: &Normalized) -> Vec<&str> {
-    normalized
-        .tokens
-        .iter()
-        .map(|token| {
-            let rest = &normalized.text[token.norm_start..];
-            &rest[..rest.find(' ').unwrap_or(rest.len())]
-        })
-        .collect()
 }

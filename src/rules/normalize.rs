@@ -49,6 +49,24 @@ impl Normalized {
             .partition_point(|token| token.norm_start <= pos)
             .saturating_sub(1)
     }
+
+    /// The folded word of token `index` (no surrounding spaces).
+    pub fn word(&self, index: usize) -> &str {
+        // A word ends at the space before the next word, the last one at
+        // the final space.
+        let end = self
+            .tokens
+            .get(index + 1)
+            .map_or(self.text.len() - 1, |next| next.norm_start - 1);
+        &self.text[self.tokens[index].norm_start..end]
+    }
+
+    /// The folded words, in token order.
+    pub fn words(&self) -> Vec<&str> {
+        (0..self.tokens.len())
+            .map(|index| self.word(index))
+            .collect()
+    }
 }
 
 /// Normalises `text` into canonical words that remember their source offsets.

@@ -355,7 +355,8 @@ impl RuleSet {
 
     /// The hits of every leaf of every rule (entity `not` contexts applied).
     pub(super) fn leaf_hits(&self, normalized: &Normalized) -> LeafHits {
-        let hits = self.find_hits(normalized);
+        let words = normalized.words();
+        let hits = self.find_hits(normalized, &words);
         let mut leaf_spans: LeafHits = FastMap::default();
         let mut alias_hits: FastMap<EntityIdx, Vec<TokenSpan>> = FastMap::default();
         let mut not_hits: FastMap<EntityIdx, Vec<TokenSpan>> = FastMap::default();
@@ -373,7 +374,7 @@ impl RuleSet {
             }
         }
         // Misspelt and transliterated aliases (none unless configured).
-        for (entity, span) in self.alias_matcher.find(normalized) {
+        for (entity, span) in self.alias_matcher.find(&normalized.text, &words) {
             alias_hits.entry(entity).or_default().push(span);
         }
         for (entity, spans) in alias_hits {
@@ -396,7 +397,7 @@ impl RuleSet {
     /// One pass over the words (and the prefix automaton): (pattern, word
     /// span) for every occurrence, in the order a byte automaton over the
     /// canonical text would report them (by end, longest first).
-    fn find_hits(&self, normalized: &Normalized) -> Vec<(PatternId, TokenSpan)> {
+    fn find_hits(&self, normalized: &Normalized, words: &[&str]) -> Vec<(PatternId, TokenSpan)> {
         let text = normalized.text.as_str();
         let tokens = &normalized.tokens;
         // Byte offset of the space after word `i` in the canonical text.
@@ -406,19 +407,16 @@ impl RuleSet {
                 .map_or(text.len() - 1, |next| next.norm_start - 1)
         };
         let mut hits: Vec<(usize, PatternId, TokenSpan)> = Vec::new();
-        self.words.find(
-            (0..tokens.len()).map(|i| &text[tokens[i].norm_start..word_end(i)]),
-            |pattern, first, last| {
-                hits.push((
-                    word_end(last) + 1,
-                    pattern as usize,
-                    TokenSpan {
-                        first: first as u32,
-                        last: last as u32,
-                    },
-                ))
-            },
-        );
+        self.words.find(words, |pattern, first, last| {
+            hits.push((
+                word_end(last) + 1,
+                pattern as usize,
+                TokenSpan {
+                    first: first as u32,
+                    last: last as u32,
+                },
+            ))
+        });
         if let Some(automaton) = &self.prefix_automaton {
             for found in automaton.find_overlapping_iter(text) {
                 let pattern = self.prefix_patterns[found.pattern().as_usize()];

@@ -137,13 +137,10 @@ impl WordTrie {
 
     /// Calls `found(pattern, first word, last word)` for every occurrence of
     /// every pattern in `words` (the article's folded words, in order).
-    pub fn find<'w>(
-        &self,
-        words: impl Iterator<Item = &'w str>,
-        mut found: impl FnMut(u32, usize, usize),
-    ) {
+    pub fn find(&self, words: &[&str], mut found: impl FnMut(u32, usize, usize)) {
         let ids: Vec<u32> = words
-            .map(|word| self.vocabulary.get(word).copied().unwrap_or(NO_WORD))
+            .iter()
+            .map(|&word| self.vocabulary.get(word).copied().unwrap_or(NO_WORD))
             .collect();
         for first in 0..ids.len() {
             let mut node = 0u32;
@@ -176,7 +173,8 @@ mod tests {
         trie.insert("army chief", 3);
         let text = "the libyan national army chief said libyan nationals";
         let mut hits = Vec::new();
-        trie.find(text.split(' '), |p, a, b| hits.push((p, a, b)));
+        let words: Vec<&str> = text.split(' ').collect();
+        trie.find(&words, |p, a, b| hits.push((p, a, b)));
         hits.sort();
         assert_eq!(
             hits,
