@@ -69,6 +69,11 @@ pub fn find_published(text: &str) -> Option<NaiveDate> {
 
 /// The leftmost valid date in one line, whatever its format.
 fn first_date_in_line(line: &str) -> Option<NaiveDate> {
+    // Every form has a four-digit year, and only ASCII digits parse as one:
+    // most lines have none, and skipping them spares six regex searches.
+    if !has_four_ascii_digits(line) {
+        return None;
+    }
     PATTERNS
         .iter()
         .filter_map(|pattern| {
@@ -81,6 +86,17 @@ fn first_date_in_line(line: &str) -> Option<NaiveDate> {
         })
         .min_by_key(|(start, _)| *start)
         .map(|(_, date)| date)
+}
+
+fn has_four_ascii_digits(line: &str) -> bool {
+    let mut run = 0;
+    for byte in line.bytes() {
+        run = if byte.is_ascii_digit() { run + 1 } else { 0 };
+        if run == 4 {
+            return true;
+        }
+    }
+    false
 }
 
 fn date_from_parts(year: &str, month: &str, day: &str) -> Option<NaiveDate> {
