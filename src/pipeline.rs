@@ -273,7 +273,8 @@ impl Pipeline {
         }
         let title = article.title.as_deref();
         let (found_rules, normalized) = ruleset.scan_article_with_words(title, &matchable);
-        decisions.fingerprint = Signature::of_words(normalized.text.split_whitespace());
+        decisions.fingerprint =
+            Signature::of_words((0..normalized.tokens.len()).map(|index| normalized.word(index)));
         let duplicate_of = match (&decisions.fingerprint, found_rules.is_empty()) {
             (Some(signature), false) => self.duplicate_of(signature, now_ms, batch),
             _ => None,
@@ -407,9 +408,16 @@ impl Pipeline {
             decisions.alerts.push(alert);
         }
         // first_seen rules that did not fire on listed entities may still
-        // fire on names discovered for their classes.
-        for (index, rule) in self.config.rules.iter().enumerate() {
-            if !rule.first_seen || fired_rules.contains(&index) {
+        // fire on names discovered for their classes (none to look at
+        // without a discovered name: no pass over every rule per article).
+        // `fired_rules` is in rule order, as the scan reports them.
+        let rules = if candidates.is_empty() {
+            &[][..]
+        } else {
+            &self.config.rules[..]
+        };
+        for (index, rule) in rules.iter().enumerate() {
+            if !rule.first_seen || fired_rules.binary_search(&index).is_ok() {
                 continue;
             }
             let mentions: Vec<(String, std::ops::Range<usize>)> = candidates

@@ -18,35 +18,74 @@ use crate::state::Store;
 
 /// Characters of context shown on each side of a match.
 const CONTEXT: usize = 60;
+/// Files per transaction of the in-memory state, as in the daemon.
+const BATCH: usize = 256;
 
 pub fn run(config: Config, json: bool, explain: bool, paths: &[PathBuf]) -> anyhow::Result<()> {
     let files = expand(paths, &config.watch.extensions)?;
     let store = Store::open_in_memory().context("cannot create the in-memory state")?;
     let mut pipeline = Pipeline::new(Arc::new(config), store);
-    let color = !json && std::io::stdout().is_terminal();
+    let mut printer = Printer {
+        json,
+        explain,
+        color: !json && std::io::stdout().is_terminal(),
+        articles: 0,
+        fired: 0,
+    };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let (mut articles, mut fired) = (0, 0);
-    for path in files {
-        let outcome = pipeline
-            .process_path(&path, &fired_at_now())
+    // In batches like the daemon's (one transaction each), in the order given.
+    for chunk in files.chunks(BATCH) {
+        let outcomes = pipeline
+            .process_batch(chunk, &fired_at_now())
             .context("in-memory state failed")?;
+        for (path, outcome) in chunk.iter().zip(outcomes) {
+            printer.outcome(&mut out, &pipeline, path, outcome)?;
+        }
+    }
+    if !json {
+        let Printer {
+            articles, fired, ..
+        } = printer;
+        writeln!(out, "{articles} article(s), {fired} alert(s)")?;
+    }
+    Ok(())
+}
+
+/// How `test` prints, and what it has counted so far.
+struct Printer {
+    json: bool,
+    explain: bool,
+    color: bool,
+    articles: usize,
+    fired: usize,
+}
+
+impl Printer {
+    /// Prints what became of one file.
+    fn outcome(
+        &mut self,
+        out: &mut impl Write,
+        pipeline: &Pipeline,
+        path: &Path,
+        outcome: Outcome,
+    ) -> anyhow::Result<()> {
         match outcome {
             Outcome::Processed { alerts, .. } => {
-                articles += 1;
-                fired += alerts.len();
-                if json {
+                self.articles += 1;
+                self.fired += alerts.len();
+                if self.json {
                     for alert in &alerts {
                         writeln!(out, "{}", serde_json::to_string(alert)?)?;
                     }
                 } else {
-                    let text = std::fs::read(&path).ok();
-                    report(&mut out, &path, &alerts, text.as_deref(), color)?;
-                    if explain {
+                    let text = std::fs::read(path).ok();
+                    report(out, path, &alerts, text.as_deref(), self.color)?;
+                    if self.explain {
                         explain_rules(
-                            &mut out,
+                            out,
                             pipeline.config(),
-                            &path,
+                            path,
                             text.as_deref().unwrap_or_default(),
                         )?;
                     }
@@ -62,11 +101,8 @@ pub fn run(config: Config, json: bool, explain: bool, paths: &[PathBuf]) -> anyh
             Outcome::Skipped(reason) => eprintln!("{}: skipped: {reason}", path.display()),
             Outcome::Unreadable(reason) => eprintln!("{}: cannot read: {reason}", path.display()),
         }
+        Ok(())
     }
-    if !json {
-        writeln!(out, "{articles} article(s), {fired} alert(s)")?;
-    }
-    Ok(())
 }
 
 /// Files as given; folders replaced by their article files, sorted by name.
