@@ -29,17 +29,24 @@ impl Signature {
     /// Hashing every shingle 64 times took more time than reading and
     /// matching the article.
     pub fn of_words<'a>(words: impl IntoIterator<Item = &'a str>) -> Option<Signature> {
-        let hashes: Vec<u64> = words.into_iter().map(hash_word).collect();
-        if hashes.len() < MIN_WORDS {
-            return None;
-        }
         let mut slots = [EMPTY; SLOTS];
-        for shingle in hashes.windows(SHINGLE) {
-            let hash = shingle
-                .iter()
-                .fold(SHINGLE_SEED, |hash, &word| mix(hash ^ word));
+        // The hashes of the last SHINGLE words, the latest at `count % SHINGLE`.
+        let mut recent = [0u64; SHINGLE];
+        let mut count = 0;
+        for word in words {
+            recent[count % SHINGLE] = hash_word(word);
+            count += 1;
+            if count < SHINGLE {
+                continue;
+            }
+            let hash = (0..SHINGLE)
+                .map(|age| recent[(count + age) % SHINGLE])
+                .fold(SHINGLE_SEED, |hash, word| mix(hash ^ word));
             let slot = (hash >> (64 - SLOT_BITS)) as usize;
             slots[slot] = slots[slot].min(hash & VALUE_MASK);
+        }
+        if count < MIN_WORDS {
+            return None;
         }
         let filled = slots;
         for (index, slot) in slots.iter_mut().enumerate() {

@@ -44,11 +44,12 @@ pub fn run(config: Config, json: bool, explain: bool, paths: &[PathBuf]) -> anyh
         }
     }
     if !json {
-        let Printer {
-            articles, fired, ..
-        } = printer;
+        let (articles, fired) = (printer.articles, printer.fired);
         writeln!(out, "{articles} article(s), {fired} alert(s)")?;
     }
+    // The process ends here: freeing a large rule set piece by piece (0.2 s
+    // at 100,000 rules) would only delay the exit.
+    std::mem::forget(pipeline);
     Ok(())
 }
 

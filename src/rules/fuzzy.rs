@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 
-use super::normalize::normalize_term;
+use super::normalize::{normalize_term, Normalized};
 use super::ruleset::{EntityDef, TokenSpan};
 use super::translit::latin_forms;
 
@@ -123,15 +123,14 @@ impl AliasMatcher {
 
     /// Alias mentions that are not exact: (entity, words). Exact ones are
     /// the automaton's.
-    /// `words` are the article's folded words ([`super::normalize::Normalized::words`]),
-    /// `text` the canonical text they come from.
-    pub(super) fn find(&self, text: &str, words: &[&str]) -> Vec<(usize, TokenSpan)> {
+    pub(super) fn find(&self, normalized: &Normalized) -> Vec<(usize, TokenSpan)> {
         // Only fuzziness finds more than the automaton in ASCII words (see
         // below), and most articles are all ASCII: one quick check of the
         // whole text instead of one per word.
-        if self.is_idle() || (self.fuzzy_by_length.is_empty() && text.is_ascii()) {
+        if self.is_idle() || (self.fuzzy_by_length.is_empty() && normalized.text.is_ascii()) {
             return Vec::new();
         }
+        let words = normalized.words();
         let mut latin_cache: HashMap<&str, Vec<String>> = HashMap::new();
         let mut found: Vec<(usize, TokenSpan)> = Vec::new();
         for (index, &word) in words.iter().enumerate() {

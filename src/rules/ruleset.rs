@@ -355,8 +355,7 @@ impl RuleSet {
 
     /// The hits of every leaf of every rule (entity `not` contexts applied).
     pub(super) fn leaf_hits(&self, normalized: &Normalized) -> LeafHits {
-        let words = normalized.words();
-        let hits = self.find_hits(normalized, &words);
+        let hits = self.find_hits(normalized);
         let mut leaf_spans: LeafHits = FastMap::default();
         let mut alias_hits: FastMap<EntityIdx, Vec<TokenSpan>> = FastMap::default();
         let mut not_hits: FastMap<EntityIdx, Vec<TokenSpan>> = FastMap::default();
@@ -374,7 +373,7 @@ impl RuleSet {
             }
         }
         // Misspelt and transliterated aliases (none unless configured).
-        for (entity, span) in self.alias_matcher.find(&normalized.text, &words) {
+        for (entity, span) in self.alias_matcher.find(normalized) {
             alias_hits.entry(entity).or_default().push(span);
         }
         for (entity, spans) in alias_hits {
@@ -397,7 +396,7 @@ impl RuleSet {
     /// One pass over the words (and the prefix automaton): (pattern, word
     /// span) for every occurrence, in the order a byte automaton over the
     /// canonical text would report them (by end, longest first).
-    fn find_hits(&self, normalized: &Normalized, words: &[&str]) -> Vec<(PatternId, TokenSpan)> {
+    fn find_hits(&self, normalized: &Normalized) -> Vec<(PatternId, TokenSpan)> {
         let text = normalized.text.as_str();
         let tokens = &normalized.tokens;
         // Byte offset of the space after word `i` in the canonical text.
@@ -407,6 +406,7 @@ impl RuleSet {
                 .map_or(text.len() - 1, |next| next.norm_start - 1)
         };
         let mut hits: Vec<(usize, PatternId, TokenSpan)> = Vec::new();
+        let words = (0..tokens.len()).map(|index| normalized.word(index));
         self.words.find(words, |pattern, first, last| {
             hits.push((
                 word_end(last) + 1,

@@ -76,9 +76,6 @@ impl Hasher for WordHasher {
 /// A hash map with [`WordHasher`], for small integer and word keys.
 pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<WordHasher>>;
 
-/// Marks a word of the article that occurs in no pattern.
-const NO_WORD: u32 = u32::MAX;
-
 /// The trie of whole-word patterns.
 #[derive(Debug, Default)]
 pub struct WordTrie {
@@ -136,26 +133,35 @@ impl WordTrie {
     }
 
     /// Calls `found(pattern, first word, last word)` for every occurrence of
-    /// every pattern in `words` (the article's folded words, in order).
-    pub fn find(&self, words: &[&str], mut found: impl FnMut(u32, usize, usize)) {
-        let ids: Vec<u32> = words
-            .iter()
-            .map(|&word| self.vocabulary.get(word).copied().unwrap_or(NO_WORD))
-            .collect();
-        for first in 0..ids.len() {
-            let mut node = 0u32;
-            for (last, &word_id) in ids.iter().enumerate().skip(first) {
-                if word_id == NO_WORD {
-                    break;
-                }
-                let Some(&child) = self.children.get(&(node, word_id)) else {
-                    break;
-                };
-                node = child;
-                for &pattern in &self.ends[node as usize] {
-                    found(pattern, first, last);
+    /// every pattern in `words` (the article's folded words, in order), by
+    /// last word, then by first word.
+    ///
+    /// One pass: each word is looked up once, and the partial matches still
+    /// open (rarely more than one or two) are carried to the next word.
+    pub fn find<'w>(
+        &self,
+        words: impl Iterator<Item = &'w str>,
+        mut found: impl FnMut(u32, usize, usize),
+    ) {
+        // (trie node, first word) of every partial match ending at the
+        // previous word.
+        let mut open: Vec<(u32, usize)> = Vec::new();
+        let mut next: Vec<(u32, usize)> = Vec::new();
+        for (index, word) in words.enumerate() {
+            let Some(&word_id) = self.vocabulary.get(word) else {
+                open.clear();
+                continue;
+            };
+            next.clear();
+            for (node, first) in open.iter().copied().chain([(0, index)]) {
+                if let Some(&child) = self.children.get(&(node, word_id)) {
+                    for &pattern in &self.ends[child as usize] {
+                        found(pattern, first, index);
+                    }
+                    next.push((child, first));
                 }
             }
+            std::mem::swap(&mut open, &mut next);
         }
     }
 }
@@ -173,8 +179,7 @@ mod tests {
         trie.insert("army chief", 3);
         let text = "the libyan national army chief said libyan nationals";
         let mut hits = Vec::new();
-        let words: Vec<&str> = text.split(' ').collect();
-        trie.find(&words, |p, a, b| hits.push((p, a, b)));
+        trie.find(text.split(' '), |p, a, b| hits.push((p, a, b)));
         hits.sort();
         assert_eq!(
             hits,
