@@ -63,6 +63,9 @@ pub struct Pipeline {
     store: Store,
     /// Recent near-duplicate signatures, loaded from the database once.
     duplicates: Option<DuplicateIndex>,
+    /// Whether alerts are queued in the outbox for their sinks (not for
+    /// `newswatch test`, which sends nothing).
+    deliver: bool,
 }
 
 impl Pipeline {
@@ -71,7 +74,14 @@ impl Pipeline {
             config,
             store,
             duplicates: None,
+            deliver: true,
         }
+    }
+
+    /// A pipeline that queues no deliveries: alerts are only returned.
+    pub fn without_deliveries(mut self) -> Self {
+        self.deliver = false;
+        self
     }
 
     pub fn config(&self) -> &Arc<Config> {
@@ -187,7 +197,7 @@ impl Pipeline {
         let decisions = self.decide(&article, fired_at, batch)?;
         let alerts = decisions.alerts;
         let mut deliveries = Vec::new();
-        for alert in &alerts {
+        for alert in alerts.iter().filter(|_| self.deliver) {
             let payload = serde_json::to_string(alert)?;
             let Some(rule) = self.config.rule(&alert.rule) else {
                 continue;

@@ -24,7 +24,7 @@ const BATCH: usize = 256;
 pub fn run(config: Config, json: bool, explain: bool, paths: &[PathBuf]) -> anyhow::Result<()> {
     let files = expand(paths, &config.watch.extensions)?;
     let store = Store::open_in_memory().context("cannot create the in-memory state")?;
-    let mut pipeline = Pipeline::new(Arc::new(config), store);
+    let mut pipeline = Pipeline::new(Arc::new(config), store).without_deliveries();
     let mut printer = Printer {
         json,
         explain,
