@@ -69,36 +69,46 @@ impl Normalized {
     }
 }
 
+/// For each byte: its lower-case form if it is an ASCII letter or digit,
+/// else 0. One lookup classifies and folds the common case.
+static ASCII_WORD_BYTE: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut byte = 0;
+    while byte < 128 {
+        let b = byte as u8;
+        if b.is_ascii_alphanumeric() {
+            table[byte] = b.to_ascii_lowercase();
+        }
+        byte += 1;
+    }
+    table
+};
+
 /// Normalises `text` into canonical words that remember their source offsets.
 pub fn normalize(text: &str) -> Normalized {
-    let mut out = Normalized {
-        text: String::with_capacity(text.len() + 2),
+    let mut builder = Builder {
+        text: Vec::with_capacity(text.len() + 2),
         tokens: Vec::with_capacity(text.len() / 6 + 1),
+        open: false,
     };
-    out.text.push(' ');
-    let mut builder = Builder { out, open: None };
+    builder.text.push(b' ');
     let bytes = text.as_bytes();
     let mut position = 0;
     while position < bytes.len() {
         let byte = bytes[position];
+        if ASCII_WORD_BYTE[usize::from(byte)] != 0 {
+            // The common case: a run of ASCII letters and digits, folded
+            // and copied by one table lookup per byte.
+            position = builder.push_ascii_run(bytes, position);
+            continue;
+        }
         if byte.is_ascii() {
-            if byte.is_ascii_alphanumeric() {
-                // The common case: a run of ASCII letters and digits is
-                // copied and lower-cased in one go, not char by char.
-                let run_end = bytes[position..]
-                    .iter()
-                    .position(|b| !b.is_ascii_alphanumeric())
-                    .map_or(bytes.len(), |length| position + length);
-                builder.push_ascii_run(position, run_end, &text[position..run_end]);
-                position = run_end;
-                continue;
-            } else if byte == b'\'' && is_possessive_s(text, position + 1, builder.open.is_some()) {
+            if byte == b'\'' && is_possessive_s(text, position + 1, builder.open) {
                 builder.close();
                 position += 2;
                 continue;
-            } else {
-                builder.close();
             }
+            builder.close();
             position += 1;
             continue;
         }
@@ -110,7 +120,7 @@ pub fn normalize(text: &str) -> Normalized {
             position = next;
             continue;
         }
-        if is_apostrophe(character) && is_possessive_s(text, next, builder.open.is_some()) {
+        if is_apostrophe(character) && is_possessive_s(text, next, builder.open) {
             builder.close();
             position = next + 1;
             continue;
@@ -131,7 +141,10 @@ pub fn normalize(text: &str) -> Normalized {
         position = next;
     }
     builder.close();
-    builder.out
+    Normalized {
+        text: String::from_utf8(builder.text).expect("only whole characters are written"),
+        tokens: builder.tokens,
+    }
 }
 
 /// Normalises a rule term (a word, phrase, alias or list item) into its folded
@@ -142,47 +155,61 @@ pub fn normalize_term(term: &str) -> String {
 }
 
 struct Builder {
-    out: Normalized,
-    /// Start offset (original text) of the word being built, if any.
-    open: Option<usize>,
+    /// The canonical text so far: whole UTF-8 characters only.
+    text: Vec<u8>,
+    tokens: Vec<Token>,
+    /// A word is being built (its token is the last one).
+    open: bool,
 }
 
 impl Builder {
     /// Starts a word at `start` unless one is open.
-    fn open_word(&mut self, start: usize, end: usize) {
-        if self.open.is_none() {
-            self.open = Some(start);
-            self.out.tokens.push(Token {
+    fn open_word(&mut self, start: usize) {
+        if !self.open {
+            self.open = true;
+            self.tokens.push(Token {
                 start,
-                end,
-                norm_start: self.out.text.len(),
+                end: start,
+                norm_start: self.text.len(),
             });
         }
     }
 
     fn push_word_char(&mut self, start: usize, end: usize, folded: char) {
-        self.open_word(start, end);
-        self.out.text.push(folded);
-        if let Some(token) = self.out.tokens.last_mut() {
-            token.end = end;
-        }
+        self.open_word(start);
+        let mut buffer = [0u8; 4];
+        self.text
+            .extend_from_slice(folded.encode_utf8(&mut buffer).as_bytes());
+        self.end_word_at(end);
     }
 
-    /// Like [`Builder::push_word_char`] for each byte of `run`, which is
-    /// ASCII letters and digits only.
-    fn push_ascii_run(&mut self, start: usize, end: usize, run: &str) {
-        self.open_word(start, end);
-        let from = self.out.text.len();
-        self.out.text.push_str(run);
-        self.out.text[from..].make_ascii_lowercase();
-        if let Some(token) = self.out.tokens.last_mut() {
+    /// Adds the run of ASCII letters and digits starting at `bytes[start]`,
+    /// folded, to the open word (or a new one); returns where the run ends.
+    fn push_ascii_run(&mut self, bytes: &[u8], start: usize) -> usize {
+        self.open_word(start);
+        let mut end = start;
+        while let Some(&byte) = bytes.get(end) {
+            let folded = ASCII_WORD_BYTE[usize::from(byte)];
+            if folded == 0 {
+                break;
+            }
+            self.text.push(folded);
+            end += 1;
+        }
+        self.end_word_at(end);
+        end
+    }
+
+    fn end_word_at(&mut self, end: usize) {
+        if let Some(token) = self.tokens.last_mut() {
             token.end = end;
         }
     }
 
     fn close(&mut self) {
-        if self.open.take().is_some() {
-            self.out.text.push(' ');
+        if self.open {
+            self.open = false;
+            self.text.push(b' ');
         }
     }
 }
