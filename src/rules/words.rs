@@ -77,7 +77,7 @@ impl Hasher for WordHasher {
 pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<WordHasher>>;
 
 /// The trie of whole-word patterns.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct WordTrie {
     /// Folded word -> word id.
     vocabulary: FastMap<Box<str>, u32>,
@@ -85,15 +85,28 @@ pub struct WordTrie {
     children: FastMap<(u32, u32), u32>,
     /// The patterns that end at each node.
     ends: Vec<Vec<u32>>,
+    /// Bit `min(length, 63)` of `shapes[first byte]` is set when some word
+    /// of the vocabulary has that first byte and length: most article words
+    /// fail this test and are never hashed.
+    shapes: Vec<u64>,
     /// Bytes of the words, for the memory estimate.
     word_bytes: usize,
+}
+
+impl Default for WordTrie {
+    fn default() -> Self {
+        WordTrie::new()
+    }
 }
 
 impl WordTrie {
     pub fn new() -> Self {
         WordTrie {
+            vocabulary: FastMap::default(),
+            children: FastMap::default(),
             ends: vec![Vec::new()],
-            ..WordTrie::default()
+            shapes: vec![0; 256],
+            word_bytes: 0,
         }
     }
 
@@ -105,6 +118,9 @@ impl WordTrie {
             let word_id = match self.vocabulary.get(word) {
                 Some(&word_id) => word_id,
                 None => {
+                    if let Some(&first) = word.as_bytes().first() {
+                        self.shapes[usize::from(first)] |= shape_bit(word);
+                    }
                     self.word_bytes += word.len();
                     self.vocabulary.insert(word.into(), next_id);
                     next_id
@@ -148,7 +164,11 @@ impl WordTrie {
         let mut open: Vec<(u32, usize)> = Vec::new();
         let mut next: Vec<(u32, usize)> = Vec::new();
         for (index, word) in words.enumerate() {
-            let Some(&word_id) = self.vocabulary.get(word) else {
+            let known_shape = word
+                .as_bytes()
+                .first()
+                .is_some_and(|&first| self.shapes[usize::from(first)] & shape_bit(word) != 0);
+            let Some(&word_id) = known_shape.then(|| self.vocabulary.get(word)).flatten() else {
                 open.clear();
                 continue;
             };
@@ -164,6 +184,11 @@ impl WordTrie {
             std::mem::swap(&mut open, &mut next);
         }
     }
+}
+
+/// A word's bit in [`WordTrie::shapes`].
+fn shape_bit(word: &str) -> u64 {
+    1 << word.len().min(63)
 }
 
 #[cfg(test)]
