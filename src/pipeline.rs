@@ -273,7 +273,9 @@ impl Pipeline {
         }
         let title = article.title.as_deref();
         let (found_rules, normalized) = ruleset.scan_article_with_words(title, &matchable);
-        decisions.fingerprint = Signature::of_words(normalized.text.split_whitespace());
+        // Canonical words are separated by single spaces (see `normalize`).
+        decisions.fingerprint =
+            Signature::of_words(normalized.text.split(' ').filter(|word| !word.is_empty()));
         let duplicate_of = match (&decisions.fingerprint, found_rules.is_empty()) {
             (Some(signature), false) => self.duplicate_of(signature, now_ms, batch),
             _ => None,

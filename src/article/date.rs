@@ -69,8 +69,14 @@ pub fn find_published(text: &str) -> Option<NaiveDate> {
 
 /// The leftmost valid date in one line, whatever its format.
 fn first_date_in_line(line: &str) -> Option<NaiveDate> {
+    // Every form has a four-digit year: most lines have no digit at all, and
+    // a capturing search is slow (a backtracker), a plain match is not.
+    if !line.bytes().any(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
     PATTERNS
         .iter()
+        .filter(|pattern| pattern.is_match(line))
         .filter_map(|pattern| {
             pattern.captures_iter(line).find_map(|caps| {
                 Some((
