@@ -56,6 +56,12 @@ pub struct ProcessedArticle {
     pub thresholds_fired: Vec<String>,
 }
 
+/// An open read transaction (see [`Store::read_snapshot`]); it ends, with
+/// nothing to undo, when dropped.
+pub struct ReadSnapshot<'a> {
+    _transaction: rusqlite::Transaction<'a>,
+}
+
 /// A connection to the state database. Each task that needs the database
 /// opens its own; SQLite (WAL) serialises writers.
 pub struct Store {
@@ -145,6 +151,17 @@ impl Store {
         // Every hot query is a cached statement; the pipeline alone has about 16.
         connection.set_prepared_statement_cache_capacity(48);
         Ok(Store { connection })
+    }
+
+    /// Starts a read transaction that lasts until the returned guard is
+    /// dropped: the queries in between see one state of the database, and
+    /// this connection's page cache is checked once instead of per query
+    /// (another connection's commit empties it). Write with
+    /// [`Store::commit_batch`] only after dropping it.
+    pub fn read_snapshot(&self) -> Result<ReadSnapshot<'_>, StoreError> {
+        Ok(ReadSnapshot {
+            _transaction: self.connection.unchecked_transaction()?,
+        })
     }
 
     /// True when this exact file (path, size, mtime) was handled before.
