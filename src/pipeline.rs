@@ -155,9 +155,7 @@ impl Pipeline {
             for (id, signature) in batch.fingerprints {
                 index.insert(id, now_ms, signature);
             }
-            if index.len() > 2 * DUPLICATE_CANDIDATES {
-                index.prune(now_ms - DUPLICATE_WINDOW.as_millis() as i64);
-            }
+            index.prune(now_ms - DUPLICATE_WINDOW.as_millis() as i64);
         }
         Ok(())
     }
@@ -517,11 +515,12 @@ impl Pipeline {
     fn load_duplicates(&mut self, now_ms: i64) -> Result<(), StoreError> {
         if self.duplicates.is_none() {
             let since = now_ms - DUPLICATE_WINDOW.as_millis() as i64;
-            let mut index = DuplicateIndex::default();
-            for (id, bytes, at_ms) in self
+            let mut index = DuplicateIndex::new(DUPLICATE_CANDIDATES);
+            let recent = self
                 .store
-                .recent_fingerprints(since, DUPLICATE_CANDIDATES)?
-            {
+                .recent_fingerprints(since, DUPLICATE_CANDIDATES)?;
+            // Newest first from the database; the index takes the oldest first.
+            for (id, bytes, at_ms) in recent.into_iter().rev() {
                 if let Some(signature) = Signature::from_bytes(&bytes) {
                     index.insert(id, at_ms, signature);
                 }
@@ -797,7 +796,8 @@ fn time_ms(fired_at: &str) -> i64 {
 const DAY_MS: i64 = 24 * 3600 * 1000;
 /// How far back near-duplicates are looked for.
 pub const DUPLICATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
-/// The most recent articles compared for near-duplicates.
+/// The most recent articles compared for near-duplicates (the index in
+/// memory keeps no more: it bounds the daemon's memory).
 const DUPLICATE_CANDIDATES: usize = 20_000;
 
 /// Names, on each match, the entity mention inside it and the alias it spells.
