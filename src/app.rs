@@ -303,7 +303,14 @@ fn run_reader(thread: ReaderThread) {
         let started = Instant::now();
         let files = read_chunk(&config, &paths, &mut known);
         let took = started.elapsed() / paths.len() as u32;
-        if read.send(Read::Files { config, files, took }).is_err() {
+        if read
+            .send(Read::Files {
+                config,
+                files,
+                took,
+            })
+            .is_err()
+        {
             break;
         }
     }
@@ -314,7 +321,10 @@ fn run_reader(thread: ReaderThread) {
 fn read_chunk(config: &Config, paths: &[PathBuf], stores: &mut [Store]) -> Vec<ReadFile> {
     let threads = (paths.len() / MIN_SPLIT).clamp(1, stores.len().max(1));
     let Some((own, helpers)) = stores.split_first_mut() else {
-        return paths.iter().map(|path| read_file(config, path, None)).collect();
+        return paths
+            .iter()
+            .map(|path| read_file(config, path, None))
+            .collect();
     };
     let mut parts = paths.chunks(paths.len().div_ceil(threads).max(1));
     let first = parts.next().unwrap_or_default();

@@ -955,7 +955,10 @@ first_seen = true
         let text = "Haftar\u{2019}s \u{bd} visit: \u{fb01}ne E\u{301}ric STRA\u{df}E \u{41c}\u{438}\u{43d}\u{441}\u{43a} -- Tor-M2, x";
         let normalized = crate::rules::normalize::normalize(text);
         let words: Vec<&str> = canonical_words(&normalized).collect();
-        assert_eq!(words, normalized.text.split_whitespace().collect::<Vec<_>>());
+        assert_eq!(
+            words,
+            normalized.text.split_whitespace().collect::<Vec<_>>()
+        );
         assert_eq!(words.len(), normalized.tokens.len());
         assert!(canonical_words(&crate::rules::normalize::normalize(" -- "))
             .next()

@@ -93,10 +93,11 @@ impl Signature {
 pub struct DuplicateIndex {
     entries: std::collections::VecDeque<Entry>,
     /// The number of entries ever dropped: entry `n` is `entries[n - dropped]`.
-    dropped: usize,
+    /// Entry numbers are u32, wrapping: far more than the entries kept.
+    dropped: u32,
     capacity: usize,
     /// Band key -> the newest entry with that key.
-    newest: std::collections::HashMap<u64, usize>,
+    newest: std::collections::HashMap<u64, u32>,
 }
 
 #[derive(Debug)]
@@ -104,10 +105,13 @@ struct Entry {
     id: Box<str>,
     at_ms: i64,
     signature: Signature,
-    keys: [u64; BANDS],
-    /// Per band, the next older entry with the same key.
-    older: [Option<usize>; BANDS],
+    /// Per band, the number of the next older entry with the same key
+    /// ([`NONE`] when there is none): 4 bytes, not 16 for an `Option<usize>`.
+    older: [u32; BANDS],
 }
+
+/// No older entry.
+const NONE: u32 = u32::MAX;
 
 impl Default for DuplicateIndex {
     fn default() -> Self {
@@ -120,7 +124,7 @@ impl DuplicateIndex {
         DuplicateIndex {
             entries: std::collections::VecDeque::new(),
             dropped: 0,
-            capacity: capacity.max(1),
+            capacity: capacity.clamp(1, (NONE / 2) as usize),
             newest: std::collections::HashMap::new(),
         }
     }
@@ -130,17 +134,15 @@ impl DuplicateIndex {
         if self.entries.len() >= self.capacity {
             self.drop_oldest();
         }
-        let number = self.dropped + self.entries.len();
-        let keys = signature.band_keys();
-        let mut older = [None; BANDS];
-        for (band, key) in keys.iter().enumerate() {
-            older[band] = self.newest.insert(*key, number);
+        let number = self.dropped.wrapping_add(self.entries.len() as u32);
+        let mut older = [NONE; BANDS];
+        for (band, key) in signature.band_keys().iter().enumerate() {
+            older[band] = self.newest.insert(*key, number).unwrap_or(NONE);
         }
         self.entries.push_back(Entry {
             id: id.into_boxed_str(),
             at_ms,
             signature,
-            keys,
             older,
         });
     }
@@ -153,8 +155,10 @@ impl DuplicateIndex {
         self.entries.is_empty()
     }
 
-    fn entry(&self, number: usize) -> Option<&Entry> {
-        self.entries.get(number.checked_sub(self.dropped)?)
+    /// Entry `number`, unless it was dropped (or is [`NONE`]).
+    fn entry(&self, number: u32) -> Option<&Entry> {
+        let offset = number.wrapping_sub(self.dropped) as usize;
+        self.entries.get(offset).filter(|_| number != NONE)
     }
 
     /// The most similar entry since `since_ms` at [`DUPLICATE_SIMILARITY`]
@@ -162,7 +166,7 @@ impl DuplicateIndex {
     pub fn best_match(&self, signature: &Signature, since_ms: i64) -> Option<(&str, f64)> {
         // On a tie the entry met first wins, bands in order and the oldest
         // first within a band (a band's chain is walked newest first).
-        let mut best: Option<(usize, usize, f64)> = None;
+        let mut best: Option<(usize, u32, f64)> = None;
         let mut compared = std::collections::HashSet::new();
         for (band, key) in signature.band_keys().iter().enumerate() {
             let mut next = self.newest.get(key).copied();
@@ -170,13 +174,16 @@ impl DuplicateIndex {
                 let Some(entry) = self.entry(number) else {
                     break;
                 };
-                next = entry.older[band];
+                next = Some(entry.older[band]);
                 if entry.at_ms < since_ms || !compared.insert(number) {
                     continue;
                 }
                 let similarity = signature.similarity(&entry.signature);
+                let older_than_best =
+                    |best: u32| number.wrapping_sub(self.dropped) < best.wrapping_sub(self.dropped);
                 let better = best.is_none_or(|(best_band, best_number, b)| {
-                    similarity > b || (similarity == b && band == best_band && number < best_number)
+                    similarity > b
+                        || (similarity == b && band == best_band && older_than_best(best_number))
                 });
                 if similarity >= DUPLICATE_SIMILARITY && better {
                     best = Some((band, number, similarity));
@@ -188,7 +195,11 @@ impl DuplicateIndex {
 
     /// Drops the entries older than `since_ms`.
     pub fn prune(&mut self, since_ms: i64) {
-        while self.entries.front().is_some_and(|entry| entry.at_ms < since_ms) {
+        while self
+            .entries
+            .front()
+            .is_some_and(|entry| entry.at_ms < since_ms)
+        {
             self.drop_oldest();
         }
     }
@@ -198,9 +209,9 @@ impl DuplicateIndex {
             return;
         };
         let number = self.dropped;
-        self.dropped += 1;
+        self.dropped = self.dropped.wrapping_add(1);
         // A key whose newest entry is this one has no live entry left.
-        for key in entry.keys {
+        for key in entry.signature.band_keys() {
             if self.newest.get(&key) == Some(&number) {
                 self.newest.remove(&key);
             }
@@ -347,11 +358,18 @@ mod tests {
         index.insert("c".to_string(), 3, story.clone());
         assert_eq!(index.len(), 2);
         assert_eq!(index.best_match(&story, 0), Some(("b", 1.0)));
-        let other = signature(&STORY.replace("Benghazi", "Tobruk").replace("Minsk", "Brest"));
+        let other = signature(
+            &STORY
+                .replace("Benghazi", "Tobruk")
+                .replace("Minsk", "Brest"),
+        );
         index.insert("d".to_string(), 4, other.clone());
         index.insert("e".to_string(), 5, other);
         assert_eq!(index.best_match(&story, 0).map(|(id, _)| id), Some("d"));
-        assert!(index.newest.len() <= 2 * BANDS, "keys of dropped entries are gone");
+        assert!(
+            index.newest.len() <= 2 * BANDS,
+            "keys of dropped entries are gone"
+        );
         index.prune(5);
         assert_eq!(index.len(), 1);
     }
