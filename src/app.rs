@@ -21,7 +21,7 @@ use tracing::{debug, error, info, warn};
 use crate::alert::send::Sender;
 use crate::config::Config;
 use crate::ingest::{run_ingest, scan_folder, FolderWatch};
-use crate::pipeline::{fired_at_now, Outcome, Pipeline};
+use crate::pipeline::{fired_at_now, read_file, Outcome, Pipeline, ReadFile};
 use crate::service::metrics::SkipReason;
 use crate::service::notify::Notifier;
 use crate::service::reload::{unix_now, watch_config_file, LiveConfig, Reloader};
@@ -38,6 +38,18 @@ const READY_QUEUE: usize = 1024;
 const RAW_EVENT_QUEUE: usize = 4096;
 /// The most files recorded in one transaction.
 const MAX_BATCH: usize = 256;
+/// Files the reader thread reads and scans before handing them on: small,
+/// so that recording starts early in a burst.
+const READ_CHUNK: usize = 32;
+/// Chunks the reader may be ahead of the recorder. Bounds the articles
+/// held in memory; when the recorder is slower (a slow fsync), the waiting
+/// chunks are recorded together, up to [`MAX_BATCH`].
+const READ_AHEAD: usize = 8;
+/// The most threads that read and scan one chunk (the reader and its
+/// helpers), fewer on a machine with fewer cores.
+const MAX_READERS: usize = 4;
+/// Files below which a chunk is not worth splitting between threads.
+const MIN_SPLIT: usize = 4;
 
 /// Runs the daemon until a stop signal.
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -63,6 +75,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let store = open_store()?;
     let pending = store.pending_count().context("cannot read the outbox")?;
+    let readers = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, MAX_READERS);
+    let reader_stores = (0..readers)
+        .map(|_| open_store())
+        .collect::<anyhow::Result<Vec<Store>>>()?;
     let (reloader_store, heartbeat_store, server_store) =
         (open_store()?, open_store()?, open_store()?);
     let listener = match &config.server {
@@ -102,24 +120,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot list {}", watch_dir.display()))?;
     telemetry.health.set_watch_armed(true);
     let (ping_tx, ping_rx) = mpsc::channel::<Ping>(1);
-    let pipeline = Pipeline::new(config.clone(), store);
-    let pipeline_cancel = cancel.child_token();
-    let (pipeline_live, wakes, runtime) = (
-        live.clone(),
-        sinks.wakes(),
-        tokio::runtime::Handle::current(),
-    );
-    let pipeline_task = tokio::task::spawn_blocking(move || {
-        run_pipeline(PipelineThread {
-            pipeline,
-            live: pipeline_live,
-            ready: ready_rx,
-            pings: ping_rx,
-            wakes,
-            cancel: pipeline_cancel,
-            runtime,
-        })
-    });
+    let (read_tx, read_rx) = std::sync::mpsc::sync_channel(READ_AHEAD);
+    let reader = ReaderThread {
+        live: live.clone(),
+        ready: ready_rx,
+        pings: ping_rx,
+        known: reader_stores,
+        read: read_tx,
+        cancel: cancel.child_token(),
+        runtime: tokio::runtime::Handle::current(),
+    };
+    let recorder = RecorderThread {
+        pipeline: Pipeline::new(config.clone(), store),
+        read: read_rx,
+        wakes: sinks.wakes(),
+        cancel: cancel.child_token(),
+    };
+    let reader_task = tokio::task::spawn_blocking(move || run_reader(reader));
+    let recorder_task = tokio::task::spawn_blocking(move || run_recorder(recorder));
     let ingest = tracker.spawn(run_ingest(
         watch_dir.clone(),
         config.watch.extensions.clone(),
@@ -183,7 +201,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     telemetry.health.set_watch_armed(false);
     let stopped = tokio::time::timeout(SHUTDOWN_DEADLINE, async {
         tracker.wait().await;
-        let _ = pipeline_task.await;
+        let _ = reader_task.await;
+        let _ = recorder_task.await;
     })
     .await;
     if stopped.is_err() {
@@ -196,17 +215,40 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What the pipeline thread owns.
-struct PipelineThread {
-    pipeline: Pipeline,
-    /// Read before each article: a reload applies from the next article on.
+/// What the reader thread owns.
+struct ReaderThread {
+    /// Read before each chunk: a reload applies from the next chunk on.
     live: LiveConfig,
     ready: mpsc::Receiver<PathBuf>,
-    /// The heartbeat's pings, answered between articles.
+    /// The heartbeat's pings, passed on to the recorder, so an answer means
+    /// both threads are moving.
     pings: mpsc::Receiver<Ping>,
-    wakes: Wakes,
+    /// One connection per reading thread, to skip files recorded before
+    /// without reading them.
+    known: Vec<Store>,
+    read: std::sync::mpsc::SyncSender<Read>,
     cancel: CancellationToken,
     runtime: tokio::runtime::Handle,
+}
+
+/// What the recorder thread owns.
+struct RecorderThread {
+    pipeline: Pipeline,
+    read: std::sync::mpsc::Receiver<Read>,
+    wakes: Wakes,
+    cancel: CancellationToken,
+}
+
+/// From the reader to the recorder.
+enum Read {
+    /// Files read and scanned with `config`, in the order they became ready.
+    Files {
+        config: Arc<Config>,
+        files: Vec<ReadFile>,
+        /// Reading and scanning time per file.
+        took: Duration,
+    },
+    Ping(Ping),
 }
 
 enum Next {
@@ -215,18 +257,21 @@ enum Next {
     Closed,
 }
 
-/// The pipeline thread: one file at a time, in the order they became ready.
-fn run_pipeline(thread: PipelineThread) {
-    let PipelineThread {
-        mut pipeline,
+/// The reader thread: reads and scans the files in the order they became
+/// ready, a few at a time, and hands them to the recorder. It does the
+/// work on a file that needs no database (most of it: decoding, the rules,
+/// the near-duplicate signature), so that it overlaps with the recording
+/// of the files before.
+fn run_reader(thread: ReaderThread) {
+    let ReaderThread {
         live,
         mut ready,
         mut pings,
-        wakes,
+        mut known,
+        read,
         cancel,
         runtime,
     } = thread;
-    let metrics = &telemetry().metrics;
     loop {
         let next = runtime.block_on(async {
             tokio::select! {
@@ -237,7 +282,9 @@ fn run_pipeline(thread: PipelineThread) {
         let first = match next {
             Next::Path(path) => path,
             Next::Ping(ping) => {
-                let _ = ping.send(());
+                if read.send(Read::Ping(ping)).is_err() {
+                    break;
+                }
                 continue;
             }
             Next::Closed => break,
@@ -245,66 +292,193 @@ fn run_pipeline(thread: PipelineThread) {
         if cancel.is_cancelled() {
             break;
         }
-        // Whatever else is waiting joins the batch: one transaction for all.
         let mut paths = vec![first];
-        while paths.len() < MAX_BATCH {
+        while paths.len() < READ_CHUNK {
             match ready.try_recv() {
                 Ok(path) => paths.push(path),
                 Err(_) => break,
             }
         }
-        let current = live.load_full();
-        if !Arc::ptr_eq(pipeline.config(), &current) {
-            pipeline.set_config(current);
-        }
+        let config = live.load_full();
         let started = Instant::now();
-        let outcomes = match pipeline.process_batch(&paths, &fired_at_now()) {
-            Ok(outcomes) => outcomes,
-            Err(e) => {
-                for _ in &paths {
-                    metrics.article_skipped(SkipReason::DatabaseError);
-                }
-                error!(files = paths.len(), error = %e, "cannot record articles; they will be retried at the next scan");
+        let files = read_chunk(&config, &paths, &mut known);
+        let took = started.elapsed() / paths.len() as u32;
+        if read
+            .send(Read::Files {
+                config,
+                files,
+                took,
+            })
+            .is_err()
+        {
+            break;
+        }
+    }
+}
+
+/// Reads `paths` in order, split between as many threads as there are
+/// `stores` (the reader's own and its helpers', scoped to this chunk).
+fn read_chunk(config: &Config, paths: &[PathBuf], stores: &mut [Store]) -> Vec<ReadFile> {
+    let threads = (paths.len() / MIN_SPLIT).clamp(1, stores.len().max(1));
+    let Some((own, helpers)) = stores.split_first_mut() else {
+        return paths
+            .iter()
+            .map(|path| read_file(config, path, None))
+            .collect();
+    };
+    let mut parts = paths.chunks(paths.len().div_ceil(threads).max(1));
+    let first = parts.next().unwrap_or_default();
+    std::thread::scope(|scope| {
+        let helpers: Vec<_> = parts
+            .zip(helpers.iter_mut())
+            .map(|(part, store)| scope.spawn(move || read_files(config, part, store)))
+            .collect();
+        let mut files = read_files(config, first, own);
+        for helper in helpers {
+            match helper.join() {
+                Ok(more) => files.extend(more),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        files
+    })
+}
+
+/// Reads `paths` in order on this thread.
+fn read_files(config: &Config, paths: &[PathBuf], known: &Store) -> Vec<ReadFile> {
+    // One read transaction for the lookups; without it (a database error)
+    // every file is read, and the recorder decides.
+    let snapshot = known.read_snapshot();
+    let known = snapshot.is_ok().then_some(known);
+    paths
+        .iter()
+        .map(|path| read_file(config, path, known))
+        .collect()
+}
+
+/// The recorder thread: records what the reader read, in order, one
+/// transaction per batch (the chunks that are waiting, up to
+/// [`MAX_BATCH`] files), and wakes the sink workers.
+fn run_recorder(thread: RecorderThread) {
+    let RecorderThread {
+        mut pipeline,
+        read,
+        wakes,
+        cancel,
+    } = thread;
+    let mut held: Option<Read> = None;
+    loop {
+        let message = match held.take() {
+            Some(message) => message,
+            None => match read.recv() {
+                Ok(message) => message,
+                Err(_) => break,
+            },
+        };
+        let (config, mut files, mut took) = match message {
+            Read::Files {
+                config,
+                files,
+                took,
+            } => {
+                let took = vec![(files.len(), took)];
+                (config, files, took)
+            }
+            Read::Ping(ping) => {
+                let _ = ping.send(());
                 continue;
             }
         };
-        let took = started.elapsed() / paths.len() as u32;
-        let mut any_alert = false;
-        for (path, outcome) in paths.iter().zip(outcomes) {
-            match outcome {
-                Outcome::Processed { article_id, alerts } => {
-                    any_alert |= !alerts.is_empty();
-                    let rules: Vec<&str> = alerts.iter().map(|a| a.rule.as_str()).collect();
-                    metrics.article_processed(took, rules.iter().copied());
-                    info!(
-                        file = %path.display(),
-                        id = &article_id[..12],
-                        rules = ?rules,
-                        took_us = took.as_micros() as u64,
-                        "article processed"
-                    );
+        if cancel.is_cancelled() {
+            break;
+        }
+        // Whatever else is waiting joins the transaction (group commit),
+        // as long as it was read with the same config.
+        while files.len() < MAX_BATCH {
+            match read.try_recv() {
+                Ok(Read::Files {
+                    config: next,
+                    files: more,
+                    took: more_took,
+                }) if Arc::ptr_eq(&next, &config) => {
+                    took.push((more.len(), more_took));
+                    files.extend(more);
                 }
-                Outcome::Duplicate { article_id } => {
-                    metrics.article_skipped(SkipReason::Duplicate);
-                    info!(file = %path.display(), id = &article_id[..12], "same content as an article already processed; no alerts")
+                Ok(Read::Ping(ping)) => {
+                    let _ = ping.send(());
                 }
-                Outcome::Unchanged => {
-                    metrics.article_skipped(SkipReason::Unchanged);
-                    debug!(file = %path.display(), "already processed")
+                Ok(other) => {
+                    held = Some(other);
+                    break;
                 }
-                Outcome::Skipped(reason) => {
-                    metrics.article_skipped(SkipReason::NotAnArticle);
-                    warn!(file = %path.display(), reason = %reason, "file skipped")
-                }
-                Outcome::Unreadable(reason) => {
-                    metrics.article_skipped(SkipReason::Unreadable);
-                    warn!(file = %path.display(), error = %reason, "cannot read file")
-                }
+                Err(_) => break,
             }
         }
-        if any_alert {
-            wake_all(&wakes);
+        record(&mut pipeline, config, files, &took, &wakes);
+    }
+}
+
+/// Records one batch and logs and counts each file's outcome.
+fn record(
+    pipeline: &mut Pipeline,
+    config: Arc<Config>,
+    files: Vec<ReadFile>,
+    read_took: &[(usize, Duration)],
+    wakes: &Wakes,
+) {
+    let metrics = &telemetry().metrics;
+    let paths: Vec<PathBuf> = files.iter().map(|file| file.path.clone()).collect();
+    let started = Instant::now();
+    let outcomes = match pipeline.record_batch(config, files, &fired_at_now()) {
+        Ok(outcomes) => outcomes,
+        Err(e) => {
+            for _ in &paths {
+                metrics.article_skipped(SkipReason::DatabaseError);
+            }
+            error!(files = paths.len(), error = %e, "cannot record articles; they will be retried at the next scan");
+            return;
         }
+    };
+    let recorded = started.elapsed() / paths.len().max(1) as u32;
+    let mut took = read_took
+        .iter()
+        .flat_map(|&(count, took)| std::iter::repeat_n(took + recorded, count));
+    let mut any_alert = false;
+    for (path, outcome) in paths.iter().zip(outcomes) {
+        let took = took.next().unwrap_or(recorded);
+        match outcome {
+            Outcome::Processed { article_id, alerts } => {
+                any_alert |= !alerts.is_empty();
+                let rules: Vec<&str> = alerts.iter().map(|a| a.rule.as_str()).collect();
+                metrics.article_processed(took, rules.iter().copied());
+                info!(
+                    file = %path.display(),
+                    id = &article_id[..12],
+                    rules = ?rules,
+                    took_us = took.as_micros() as u64,
+                    "article processed"
+                );
+            }
+            Outcome::Duplicate { article_id } => {
+                metrics.article_skipped(SkipReason::Duplicate);
+                info!(file = %path.display(), id = &article_id[..12], "same content as an article already processed; no alerts")
+            }
+            Outcome::Unchanged => {
+                metrics.article_skipped(SkipReason::Unchanged);
+                debug!(file = %path.display(), "already processed")
+            }
+            Outcome::Skipped(reason) => {
+                metrics.article_skipped(SkipReason::NotAnArticle);
+                warn!(file = %path.display(), reason = %reason, "file skipped")
+            }
+            Outcome::Unreadable(reason) => {
+                metrics.article_skipped(SkipReason::Unreadable);
+                warn!(file = %path.display(), error = %reason, "cannot read file")
+            }
+        }
+    }
+    if any_alert {
+        wake_all(wakes);
     }
 }
 

@@ -117,9 +117,47 @@ impl Pipeline {
         self.load_duplicates(now_ms)?;
         let mut batch = Batch::default();
         let mut outcomes = Vec::with_capacity(paths.len());
-        for path in paths {
-            outcomes.push(self.prepare(path, fired_at, &mut batch)?);
+        {
+            let _snapshot = self.store.read_snapshot()?;
+            for path in paths {
+                let file = read_file(&self.config, path, Some(&self.store));
+                outcomes.push(self.record(file, fired_at, &mut batch)?);
+            }
         }
+        self.commit(batch, now_ms)?;
+        Ok(outcomes)
+    }
+
+    /// Records files read (and scanned) ahead by [`read_file`] with
+    /// `config`, in order, in ONE transaction, like [`Pipeline::process_batch`].
+    /// The pipeline runs on `config` from now on: the rules that scanned an
+    /// article also decide on it.
+    pub fn record_batch(
+        &mut self,
+        config: Arc<Config>,
+        files: Vec<ReadFile>,
+        fired_at: &str,
+    ) -> Result<Vec<Outcome>, StoreError> {
+        self.config = config;
+        let now_ms = time_ms(fired_at);
+        self.load_duplicates(now_ms)?;
+        let mut batch = Batch::default();
+        let mut outcomes = Vec::with_capacity(files.len());
+        {
+            // One read transaction for all the batch's lookups: the sink
+            // workers' commits would otherwise empty this connection's page
+            // cache before nearly every query.
+            let _snapshot = self.store.read_snapshot()?;
+            for file in files {
+                outcomes.push(self.record(file, fired_at, &mut batch)?);
+            }
+        }
+        self.commit(batch, now_ms)?;
+        Ok(outcomes)
+    }
+
+    /// Commits what `batch` recorded, then remembers its signatures.
+    fn commit(&mut self, batch: Batch, now_ms: i64) -> Result<(), StoreError> {
         if !batch.articles.is_empty() || !batch.files.is_empty() {
             self.store.commit_batch(&batch.articles, &batch.files)?;
         }
@@ -127,74 +165,43 @@ impl Pipeline {
             for (id, signature) in batch.fingerprints {
                 index.insert(id, now_ms, signature);
             }
-            if index.len() > 2 * DUPLICATE_CANDIDATES {
-                index.prune(now_ms - DUPLICATE_WINDOW.as_millis() as i64);
-            }
+            index.prune(now_ms - DUPLICATE_WINDOW.as_millis() as i64);
         }
-        Ok(outcomes)
+        Ok(())
     }
 
-    /// Reads and evaluates one file, adding what must be recorded to `batch`.
-    fn prepare(
-        &mut self,
-        path: &Path,
+    /// Decides on one file read by [`read_file`], adding what must be
+    /// recorded to `batch`. The database and the batch so far are the
+    /// authority on what was handled before, whatever the reader saw.
+    fn record(
+        &self,
+        file: ReadFile,
         fired_at: &str,
         batch: &mut Batch,
     ) -> Result<Outcome, StoreError> {
-        let metadata = match std::fs::symlink_metadata(path) {
-            Ok(metadata) => metadata,
-            Err(e) => return Ok(Outcome::Unreadable(e.to_string())),
-        };
-        if !metadata.file_type().is_file() {
-            return Ok(Outcome::Skipped("not a regular file".to_string()));
-        }
-        let key = FileKey {
-            path: path.display().to_string(),
-            size: metadata.len(),
-            mtime_ns: mtime_ns(&metadata),
+        let (key, article, scan) = match file.read {
+            Read::Done(outcome) => return Ok(outcome),
+            Read::Skipped { key, reason } => {
+                if batch.file_keys.contains(&key) || self.store.file_unchanged(&key)? {
+                    return Ok(Outcome::Unchanged);
+                }
+                batch.file_keys.insert(key.clone());
+                batch.files.push((key, None));
+                return Ok(Outcome::Skipped(reason));
+            }
+            Read::Article { key, article, scan } => (key, article, scan),
         };
         if batch.file_keys.contains(&key) || self.store.file_unchanged(&key)? {
             return Ok(Outcome::Unchanged);
         }
         batch.file_keys.insert(key.clone());
-        let max_size = self.config.watch.max_file_size;
-        if metadata.len() > max_size {
-            batch.files.push((key, None));
-            let reason = SkipReason::TooLarge {
-                size: metadata.len(),
-                limit: max_size,
-            };
-            return Ok(Outcome::Skipped(reason.to_string()));
-        }
-        let bytes = match std::fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(e) => return Ok(Outcome::Unreadable(e.to_string())),
-        };
-        let extension = path
-            .extension()
-            .map(|e| e.to_string_lossy().to_ascii_lowercase())
-            .unwrap_or_default();
-        let article = match Article::from_bytes(path.to_path_buf(), &extension, &bytes, max_size) {
-            Ok(article) => article,
-            Err(reason) => {
-                batch.files.push((key, None));
-                return Ok(Outcome::Skipped(reason.to_string()));
-            }
-        };
-        for warning in &article.warnings {
-            match warning {
-                ReadWarning::NotUtf8 => {
-                    warn!(file = %path.display(), "file is not valid UTF-8; decoded as Windows-1252")
-                }
-            }
-        }
         if batch.article_ids.contains(&article.id) || self.store.article_processed(&article.id)? {
             batch.files.push((key, Some(article.id.clone())));
             return Ok(Outcome::Duplicate {
                 article_id: article.id,
             });
         }
-        let decisions = self.decide(&article, fired_at, batch)?;
+        let decisions = self.decide_scanned(&article, scan, fired_at, batch)?;
         let alerts = decisions.alerts;
         let mut deliveries = Vec::new();
         for alert in alerts.iter().filter(|_| self.deliver) {
@@ -263,12 +270,21 @@ impl Pipeline {
         fired_at: &str,
         batch: &Batch,
     ) -> Result<Decisions, StoreError> {
+        self.decide_scanned(article, None, fired_at, batch)
+    }
+
+    /// [`Pipeline::decide`] with the rules' findings `scan` made ahead (with
+    /// this pipeline's config), or made here when None.
+    fn decide_scanned(
+        &self,
+        article: &Article,
+        scan: Option<Scan>,
+        fired_at: &str,
+        batch: &Batch,
+    ) -> Result<Decisions, StoreError> {
         let ruleset = &self.config.ruleset;
         let now_ms = time_ms(fired_at);
         let mut decisions = Decisions::default();
-        // Rules see the story without its comments, related links and pitches;
-        // offsets are unchanged, so alerts cite the article as read.
-        let matchable = boilerplate::matchable(&article.text);
 
         if let (Some(max_age), Some(published)) =
             (self.config.watch.max_article_age, article.published)
@@ -282,14 +298,19 @@ impl Pipeline {
             }
         }
         let title = article.title.as_deref();
-        let (found_rules, normalized) = ruleset.scan_article_with_words(title, &matchable);
-        decisions.fingerprint =
-            Signature::of_words((0..normalized.tokens.len()).map(|index| normalized.word(index)));
+        let Scan {
+            found: found_rules,
+            fingerprint,
+            candidates,
+        } = match scan {
+            Some(scan) => scan,
+            None => scan_article(&self.config, article),
+        };
+        decisions.fingerprint = fingerprint;
         let duplicate_of = match (&decisions.fingerprint, found_rules.is_empty()) {
             (Some(signature), false) => self.duplicate_of(signature, now_ms, batch),
             _ => None,
         };
-        let candidates = self.discover(&matchable);
         let mut fired_rules = Vec::new();
         for found in found_rules {
             let rule = &self.config.rules[found.rule];
@@ -481,56 +502,6 @@ impl Pipeline {
         Ok(decisions)
     }
 
-    /// Names captured by the classes' `discover` patterns that are no
-    /// entity's alias: candidate entities `new:NAME` of that class.
-    fn discover(&self, text: &str) -> Vec<Candidate> {
-        let discovery = &self.config.discovery;
-        let mut candidates: Vec<Candidate> = Vec::new();
-        for pattern in &discovery.patterns {
-            for captures in pattern.regex.captures_iter(text) {
-                let Some(name) = captures.get(1) else {
-                    continue;
-                };
-                let span = whole_name(text, name.range());
-                let canonical = normalize_term(&text[span.clone()]);
-                let letters = canonical.chars().filter(|c| c.is_alphanumeric()).count();
-                // "TOR M2": the name may be the end of a known alias.
-                let preceding: Vec<&str> = text[..span.start]
-                    .split_whitespace()
-                    .rev()
-                    .take(3)
-                    .collect();
-                let mut longer = canonical.clone();
-                let mut part_of_alias = false;
-                for word in preceding {
-                    longer = format!("{} {longer}", normalize_term(word));
-                    part_of_alias |= discovery.known_aliases.contains(longer.trim());
-                }
-                if part_of_alias {
-                    continue;
-                }
-                if letters < 2
-                    || discovery.known_aliases.contains(&canonical)
-                    || discovery
-                        .known_prefixes
-                        .iter()
-                        .any(|prefix| canonical.starts_with(prefix.as_str()))
-                {
-                    continue;
-                }
-                let id = format!("new:{}", canonical.replace(' ', "-"));
-                if !candidates.iter().any(|c| c.id == id && c.span == span) {
-                    candidates.push(Candidate {
-                        class: pattern.class.clone(),
-                        id,
-                        span,
-                    });
-                }
-            }
-        }
-        candidates
-    }
-
     /// The most similar recent article (within [`DUPLICATE_WINDOW`]) when it
     /// is similar enough to be the same story.
     fn duplicate_of(&self, signature: &Signature, now_ms: i64, batch: &Batch) -> Option<String> {
@@ -561,11 +532,12 @@ impl Pipeline {
     fn load_duplicates(&mut self, now_ms: i64) -> Result<(), StoreError> {
         if self.duplicates.is_none() {
             let since = now_ms - DUPLICATE_WINDOW.as_millis() as i64;
-            let mut index = DuplicateIndex::default();
-            for (id, bytes, at_ms) in self
+            let mut index = DuplicateIndex::new(DUPLICATE_CANDIDATES);
+            let recent = self
                 .store
-                .recent_fingerprints(since, DUPLICATE_CANDIDATES)?
-            {
+                .recent_fingerprints(since, DUPLICATE_CANDIDATES)?;
+            // Newest first from the database; the index takes the oldest first.
+            for (id, bytes, at_ms) in recent.into_iter().rev() {
                 if let Some(signature) = Signature::from_bytes(&bytes) {
                     index.insert(id, at_ms, signature);
                 }
@@ -574,6 +546,173 @@ impl Pipeline {
         }
         Ok(())
     }
+}
+
+/// A file read and scanned, ready to be recorded: all the work on it that
+/// needs no database, so that it can run on another thread ahead of the
+/// recording (the daemon's reader thread, see `app.rs`).
+pub struct ReadFile {
+    pub path: PathBuf,
+    read: Read,
+}
+
+enum Read {
+    /// Settled without a record: unreadable, not a regular file, or
+    /// already recorded as the reader saw it.
+    Done(Outcome),
+    /// Not an article; its file record says so.
+    Skipped { key: FileKey, reason: String },
+    /// An article, with the rules' findings unless its content was
+    /// recorded before (then it is a duplicate and needs none).
+    Article {
+        key: FileKey,
+        article: Article,
+        scan: Option<Scan>,
+    },
+}
+
+/// What the rules found in an article before any rule option (first_seen,
+/// duplicates, threshold, throttle) is applied: pure, no database.
+struct Scan {
+    found: Vec<RuleMatch>,
+    fingerprint: Option<Signature>,
+    candidates: Vec<Candidate>,
+}
+
+/// Reads the file at `path` into an `Article` and runs the rules of
+/// `config` on it. With `known` (a database connection), a file or content
+/// recorded before is neither read nor scanned again (a start-up scan over
+/// a full folder); the recording checks again either way, so a failed or
+/// outdated look here only costs time.
+pub fn read_file(config: &Config, path: &Path, known: Option<&Store>) -> ReadFile {
+    let read = |read| ReadFile {
+        path: path.to_path_buf(),
+        read,
+    };
+    let metadata = match std::fs::symlink_metadata(path) {
+        Ok(metadata) => metadata,
+        Err(e) => return read(Read::Done(Outcome::Unreadable(e.to_string()))),
+    };
+    if !metadata.file_type().is_file() {
+        return read(Read::Done(Outcome::Skipped(
+            "not a regular file".to_string(),
+        )));
+    }
+    let key = FileKey {
+        path: path.display().to_string(),
+        size: metadata.len(),
+        mtime_ns: mtime_ns(&metadata),
+    };
+    if known.is_some_and(|store| store.file_unchanged(&key).unwrap_or(false)) {
+        return read(Read::Done(Outcome::Unchanged));
+    }
+    let max_size = config.watch.max_file_size;
+    if metadata.len() > max_size {
+        let reason = SkipReason::TooLarge {
+            size: metadata.len(),
+            limit: max_size,
+        };
+        return read(Read::Skipped {
+            key,
+            reason: reason.to_string(),
+        });
+    }
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) => return read(Read::Done(Outcome::Unreadable(e.to_string()))),
+    };
+    let extension = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let article = match Article::from_bytes(path.to_path_buf(), &extension, &bytes, max_size) {
+        Ok(article) => article,
+        Err(reason) => {
+            return read(Read::Skipped {
+                key,
+                reason: reason.to_string(),
+            })
+        }
+    };
+    drop(bytes);
+    for warning in &article.warnings {
+        match warning {
+            ReadWarning::NotUtf8 => {
+                warn!(file = %path.display(), "file is not valid UTF-8; decoded as Windows-1252")
+            }
+        }
+    }
+    let recorded = known.is_some_and(|store| store.article_processed(&article.id).unwrap_or(false));
+    let scan = (!recorded).then(|| scan_article(config, &article));
+    read(Read::Article { key, article, scan })
+}
+
+/// Runs the rules of `config` on `article`, computes its near-duplicate
+/// signature and the names its classes' `discover` patterns capture.
+fn scan_article(config: &Config, article: &Article) -> Scan {
+    // Rules see the story without its comments, related links and pitches;
+    // offsets are unchanged, so alerts cite the article as read.
+    let matchable = boilerplate::matchable(&article.text);
+    let (found, normalized) = config
+        .ruleset
+        .scan_article_with_words(article.title.as_deref(), &matchable);
+    let fingerprint =
+        Signature::of_words((0..normalized.tokens.len()).map(|index| normalized.word(index)));
+    Scan {
+        found,
+        fingerprint,
+        candidates: discover(config, &matchable),
+    }
+}
+
+/// Names captured by the classes' `discover` patterns that are no
+/// entity's alias: candidate entities `new:NAME` of that class.
+fn discover(config: &Config, text: &str) -> Vec<Candidate> {
+    let discovery = &config.discovery;
+    let mut candidates: Vec<Candidate> = Vec::new();
+    for pattern in &discovery.patterns {
+        for captures in pattern.regex.captures_iter(text) {
+            let Some(name) = captures.get(1) else {
+                continue;
+            };
+            let span = whole_name(text, name.range());
+            let canonical = normalize_term(&text[span.clone()]);
+            let letters = canonical.chars().filter(|c| c.is_alphanumeric()).count();
+            // "TOR M2": the name may be the end of a known alias.
+            let preceding: Vec<&str> = text[..span.start]
+                .split_whitespace()
+                .rev()
+                .take(3)
+                .collect();
+            let mut longer = canonical.clone();
+            let mut part_of_alias = false;
+            for word in preceding {
+                longer = format!("{} {longer}", normalize_term(word));
+                part_of_alias |= discovery.known_aliases.contains(longer.trim());
+            }
+            if part_of_alias {
+                continue;
+            }
+            if letters < 2
+                || discovery.known_aliases.contains(&canonical)
+                || discovery
+                    .known_prefixes
+                    .iter()
+                    .any(|prefix| canonical.starts_with(prefix.as_str()))
+            {
+                continue;
+            }
+            let id = format!("new:{}", canonical.replace(' ', "-"));
+            if !candidates.iter().any(|c| c.id == id && c.span == span) {
+                candidates.push(Candidate {
+                    class: pattern.class.clone(),
+                    id,
+                    span,
+                });
+            }
+        }
+    }
+    candidates
 }
 
 /// What the rules decided about one article, and what must be recorded.
@@ -660,7 +799,8 @@ fn time_ms(fired_at: &str) -> i64 {
 const DAY_MS: i64 = 24 * 3600 * 1000;
 /// How far back near-duplicates are looked for.
 pub const DUPLICATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
-/// The most recent articles compared for near-duplicates.
+/// The most recent articles compared for near-duplicates (the index in
+/// memory keeps no more: it bounds the daemon's memory).
 const DUPLICATE_CANDIDATES: usize = 20_000;
 
 /// Names, on each match, the entity mention inside it and the alias it spells.
@@ -811,6 +951,21 @@ first_seen = true
             "{again:?}"
         );
         assert_eq!(pipeline.store().pending_count().expect("count"), 3);
+    }
+
+    #[test]
+    fn the_words_of_the_tokens_are_the_words_of_the_canonical_text() {
+        let text = "Haftar\u{2019}s \u{bd} visit: \u{fb01}ne E\u{301}ric STRA\u{df}E \u{41c}\u{438}\u{43d}\u{441}\u{43a} -- Tor-M2, x";
+        let normalized = crate::rules::normalize::normalize(text);
+        let words = normalized.words();
+        assert_eq!(
+            words,
+            normalized.text.split_whitespace().collect::<Vec<_>>()
+        );
+        assert_eq!(words.len(), normalized.tokens.len());
+        assert!(crate::rules::normalize::normalize(" -- ")
+            .words()
+            .is_empty());
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! On cancellation a send in flight is finished; the rest stays pending for
 //! the next start.
 
+use std::collections::VecDeque;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,9 +24,12 @@ use tracing::{debug, error, info, warn};
 use crate::alert::send::{SendError, Sender};
 use crate::config::SinkConfig;
 use crate::service::{telemetry, DeliveryOutcome};
-use crate::state::Store;
+use crate::state::{Delivery, Store};
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+/// Pending rows a worker reads at once: one query per this many sends
+/// instead of one per send. Still sent one by one, oldest first.
+const WINDOW: usize = 64;
 /// How often an idle worker looks at the outbox even without a wake-up.
 const IDLE_POLL: Duration = Duration::from_secs(30);
 /// How long an unhealthy sink (e.g. a revoked Slack hook) waits before trying again.
@@ -69,21 +73,26 @@ pub async fn run_sink_worker(
         ))
     });
     let mut unhealthy = false;
+    // The sink's oldest pending rows, in order; only this worker changes
+    // them, so they stay valid until one is not delivered (then re-read).
+    let mut window: VecDeque<Delivery> = VecDeque::with_capacity(WINDOW);
     loop {
         if cancel.is_cancelled() {
             break;
         }
-        let next = match store.next_pending(&name) {
-            Ok(next) => next,
-            Err(e) => {
-                error!(sink = %name, error = %e, "cannot read the outbox; retrying in 5 s");
-                tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    _ = tokio::time::sleep(Duration::from_secs(5)) => continue,
+        if window.is_empty() {
+            match store.pending_for_sink(&name, WINDOW) {
+                Ok(rows) => window.extend(rows),
+                Err(e) => {
+                    error!(sink = %name, error = %e, "cannot read the outbox; retrying in 5 s");
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        _ = tokio::time::sleep(Duration::from_secs(5)) => continue,
+                    }
                 }
             }
-        };
-        let Some(delivery) = next else {
+        }
+        let Some(delivery) = window.pop_front() else {
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = wake.notified() => {}
@@ -93,6 +102,7 @@ pub async fn run_sink_worker(
         };
         let wait_ms = delivery.next_attempt_ms - now_ms();
         if wait_ms > 0 {
+            window.clear();
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = tokio::time::sleep(Duration::from_millis(wait_ms as u64)) => {}
@@ -107,6 +117,7 @@ pub async fn run_sink_worker(
         }
         let attempts = delivery.attempts + 1;
         let result = sender.send(&sink, &delivery.payload).await;
+        let delivered = result.is_ok();
         let outcome = match result {
             Ok(()) => {
                 if unhealthy {
@@ -179,6 +190,10 @@ pub async fn run_sink_worker(
                 }
             }
         };
+        if !delivered || outcome.is_err() {
+            // The head row was rescheduled, or its new state is unknown.
+            window.clear();
+        }
         if let Err(e) = outcome {
             error!(sink = %name, error = %e, "cannot update the outbox");
             tokio::select! {

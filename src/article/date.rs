@@ -76,6 +76,7 @@ fn first_date_in_line(line: &str) -> Option<NaiveDate> {
     }
     PATTERNS
         .iter()
+        .filter(|pattern| pattern.is_match(line))
         .filter_map(|pattern| {
             pattern.captures_iter(line).find_map(|caps| {
                 Some((

@@ -1,5 +1,6 @@
 //! The heartbeat: at half the systemd watchdog interval (or every
-//! [`STATUS_EVERY`] without a watchdog) it asks the pipeline thread to
+//! [`STATUS_EVERY`] without a watchdog) it asks the pipeline (the reader
+//! thread, which passes the ping on to the recorder thread) to
 //! answer a ping and checks that the ingest task is still running. Only
 //! when both hold does it send WATCHDOG=1, so a stuck pipeline or a dead
 //! ingest task gets the service restarted by systemd. It also refreshes the
@@ -21,7 +22,7 @@ use crate::state::Store;
 /// How often the status line is refreshed when there is no watchdog.
 pub const STATUS_EVERY: Duration = Duration::from_secs(15);
 
-/// A question to the pipeline thread; it answers between two articles.
+/// A question to the pipeline; the recorder thread answers between two batches.
 pub type Ping = oneshot::Sender<()>;
 
 pub struct Heartbeat {

@@ -13,4 +13,4 @@ mod store;
 
 pub use counts::OutboxCounts;
 pub use outbox::{Delivery, DeliveryStatus};
-pub use store::{FileKey, NewDelivery, ProcessedArticle, Store, StoreError};
+pub use store::{FileKey, NewDelivery, ProcessedArticle, ReadSnapshot, Store, StoreError};

@@ -64,20 +64,18 @@ fn delivery(row: &Row<'_>) -> rusqlite::Result<Delivery> {
 impl Store {
     /// The oldest pending delivery of `sink` (due or not: a sink delivers in order).
     pub fn next_pending(&self, sink: &str) -> Result<Option<Delivery>, StoreError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM outbox WHERE sink = ?1 AND status = 'pending' ORDER BY seq LIMIT 1"
-        );
-        Ok(self
-            .connection
-            .query_row(&sql, [sink], delivery)
-            .optional()?)
+        Ok(self.pending_for_sink(sink, 1)?.pop())
     }
 
+    /// One transaction per row, so that a crash right after it re-sends
+    /// nothing but the send in flight. The statement is cached: a sink
+    /// worker marks one row per alert.
     pub fn mark_delivered(&self, seq: i64, attempts: u32) -> Result<(), StoreError> {
-        self.connection.execute(
-            "UPDATE outbox SET status = 'delivered', attempts = ?2, last_error = NULL WHERE seq = ?1",
-            params![seq, attempts],
-        )?;
+        self.connection
+            .prepare_cached(
+                "UPDATE outbox SET status = 'delivered', attempts = ?2, last_error = NULL WHERE seq = ?1",
+            )?
+            .execute(params![seq, attempts])?;
         Ok(())
     }
 
@@ -122,12 +120,13 @@ impl Store {
 }
 
 impl Store {
-    /// The oldest pending deliveries of `sink`, at most `limit` (for a digest).
+    /// The oldest pending deliveries of `sink`, at most `limit`, oldest
+    /// first (a digest, or a worker's next few sends).
     pub fn pending_for_sink(&self, sink: &str, limit: usize) -> Result<Vec<Delivery>, StoreError> {
         let sql = format!(
             "SELECT {COLUMNS} FROM outbox WHERE sink = ?1 AND status = 'pending' ORDER BY seq LIMIT ?2"
         );
-        let mut statement = self.connection.prepare(&sql)?;
+        let mut statement = self.connection.prepare_cached(&sql)?;
         let rows = statement.query_map(params![sink, limit as i64], delivery)?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }

@@ -56,6 +56,12 @@ pub struct ProcessedArticle {
     pub thresholds_fired: Vec<String>,
 }
 
+/// An open read transaction (see [`Store::read_snapshot`]); it ends, with
+/// nothing to undo, when dropped.
+pub struct ReadSnapshot<'a> {
+    _transaction: rusqlite::Transaction<'a>,
+}
+
 /// A connection to the state database. Each task that needs the database
 /// opens its own; SQLite (WAL) serialises writers.
 pub struct Store {
@@ -142,31 +148,36 @@ impl Store {
 
     fn init(connection: Connection) -> Result<Store, StoreError> {
         connection.execute_batch(SCHEMA)?;
+        // Every hot query is a cached statement; the pipeline alone has about 16.
+        connection.set_prepared_statement_cache_capacity(48);
         Ok(Store { connection })
+    }
+
+    /// Starts a read transaction that lasts until the returned guard is
+    /// dropped: the queries in between see one state of the database, and
+    /// this connection's page cache is checked once instead of per query
+    /// (another connection's commit empties it). Write with
+    /// [`Store::commit_batch`] only after dropping it.
+    pub fn read_snapshot(&self) -> Result<ReadSnapshot<'_>, StoreError> {
+        Ok(ReadSnapshot {
+            _transaction: self.connection.unchecked_transaction()?,
+        })
     }
 
     /// True when this exact file (path, size, mtime) was handled before.
     pub fn file_unchanged(&self, key: &FileKey) -> Result<bool, StoreError> {
-        let found = self
+        Ok(self
             .connection
-            .query_row(
-                "SELECT 1 FROM files WHERE path = ?1 AND size = ?2 AND mtime_ns = ?3",
-                params![key.path, key.size as i64, key.mtime_ns],
-                |_| Ok(()),
-            )
-            .optional()?;
-        Ok(found.is_some())
+            .prepare_cached("SELECT 1 FROM files WHERE path = ?1 AND size = ?2 AND mtime_ns = ?3")?
+            .exists(params![key.path, key.size as i64, key.mtime_ns])?)
     }
 
     /// True when an article with this content hash was processed before.
     pub fn article_processed(&self, article_id: &str) -> Result<bool, StoreError> {
-        let found = self
+        Ok(self
             .connection
-            .query_row("SELECT 1 FROM articles WHERE id = ?1", [article_id], |_| {
-                Ok(())
-            })
-            .optional()?;
-        Ok(found.is_some())
+            .prepare_cached("SELECT 1 FROM articles WHERE id = ?1")?
+            .exists([article_id])?)
     }
 
     /// Remembers a file that needs no processing (a duplicate, or skipped).
@@ -225,6 +236,17 @@ impl Store {
                 "INSERT OR IGNORE INTO outbox (id, sink, alert_id, rule, article_id, payload, created_at_ms, next_attempt_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
             )?;
+            let mut insert_fingerprint = transaction.prepare_cached(
+                "INSERT OR REPLACE INTO fingerprints (article_id, signature, at_ms) VALUES (?1, ?2, ?3)",
+            )?;
+            let mut insert_fire = transaction.prepare_cached(
+                "INSERT OR REPLACE INTO rule_fires (rule, key, at_ms) VALUES (?1, ?2, ?3)",
+            )?;
+            let mut delete_hits =
+                transaction.prepare_cached("DELETE FROM rule_hits WHERE rule = ?1")?;
+            let mut insert_hit = transaction.prepare_cached(
+                "INSERT OR REPLACE INTO rule_hits (rule, article_id, article, at_ms) VALUES (?1, ?2, ?3, ?4)",
+            )?;
             for (key, article_id) in files {
                 insert_file.execute(params![
                     key.path,
@@ -258,25 +280,25 @@ impl Store {
                     ])?;
                 }
                 if let Some(signature) = &processed.fingerprint {
-                    transaction.execute(
-                        "INSERT OR REPLACE INTO fingerprints (article_id, signature, at_ms) VALUES (?1, ?2, ?3)",
-                        params![processed.article_id, signature, processed.now_ms],
-                    )?;
+                    insert_fingerprint.execute(params![
+                        processed.article_id,
+                        signature,
+                        processed.now_ms
+                    ])?;
                 }
                 for (rule, key) in &processed.fires {
-                    transaction.execute(
-                        "INSERT OR REPLACE INTO rule_fires (rule, key, at_ms) VALUES (?1, ?2, ?3)",
-                        params![rule, key, processed.now_ms],
-                    )?;
+                    insert_fire.execute(params![rule, key, processed.now_ms])?;
                 }
                 for rule in &processed.thresholds_fired {
-                    transaction.execute("DELETE FROM rule_hits WHERE rule = ?1", params![rule])?;
+                    delete_hits.execute(params![rule])?;
                 }
                 for (rule, article) in &processed.threshold_hits {
-                    transaction.execute(
-                        "INSERT OR REPLACE INTO rule_hits (rule, article_id, article, at_ms) VALUES (?1, ?2, ?3, ?4)",
-                        params![rule, processed.article_id, article, processed.now_ms],
-                    )?;
+                    insert_hit.execute(params![
+                        rule,
+                        processed.article_id,
+                        article,
+                        processed.now_ms
+                    ])?;
                 }
                 for delivery in &processed.deliveries {
                     insert_delivery.execute(params![
