@@ -13,13 +13,14 @@ use crate::alert::payload::Alert;
 use crate::article::{boilerplate, Article};
 use crate::config::Config;
 use crate::ingest::is_candidate;
-use crate::pipeline::{fired_at_now, Outcome, Pipeline};
+use crate::pipeline::{fired_at_now, read_file, Outcome, Pipeline, ReadFile};
 use crate::state::Store;
 
 /// Characters of context shown on each side of a match.
 const CONTEXT: usize = 60;
-/// Files per transaction of the in-memory state, as in the daemon.
-const BATCH: usize = 256;
+/// Files per batch: read ahead by one thread, recorded in one transaction
+/// of the in-memory state by another.
+const BATCH: usize = 64;
 
 pub fn run(config: Config, json: bool, explain: bool, paths: &[PathBuf]) -> anyhow::Result<()> {
     let files = expand(paths, &config.watch.extensions)?;
@@ -34,15 +35,32 @@ pub fn run(config: Config, json: bool, explain: bool, paths: &[PathBuf]) -> anyh
     };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    // In batches like the daemon's (one transaction each), in the order given.
-    for chunk in files.chunks(BATCH) {
-        let outcomes = pipeline
-            .process_batch(chunk, &fired_at_now())
-            .context("in-memory state failed")?;
-        for (path, outcome) in chunk.iter().zip(outcomes) {
-            printer.outcome(&mut out, &pipeline, path, outcome)?;
+    // In batches like the daemon's (one transaction each), in the order
+    // given: a reader thread reads and scans the next batch while this one
+    // records the last (the daemon's reader and recorder, on both cores).
+    let config = Arc::clone(pipeline.config());
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let (batches, read_batches) = std::sync::mpsc::sync_channel::<Vec<ReadFile>>(1);
+        scope.spawn(|| {
+            for chunk in files.chunks(BATCH) {
+                let read = chunk.iter().map(|path| read_file(&config, path, None));
+                if batches.send(read.collect()).is_err() {
+                    break; // the recorder stopped on an error
+                }
+            }
+            drop(batches);
+        });
+        for batch in read_batches {
+            let paths: Vec<PathBuf> = batch.iter().map(|file| file.path.clone()).collect();
+            let outcomes = pipeline
+                .record_batch(Arc::clone(&config), batch, &fired_at_now())
+                .context("in-memory state failed")?;
+            for (path, outcome) in paths.iter().zip(outcomes) {
+                printer.outcome(&mut out, &pipeline, path, outcome)?;
+            }
         }
-    }
+        Ok(())
+    })?;
     if !json {
         let (articles, fired) = (printer.articles, printer.fired);
         writeln!(out, "{articles} article(s), {fired} alert(s)")?;
