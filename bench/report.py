@@ -289,8 +289,9 @@ def main():
         w("")
         w("“p50 vs newswatch” = the peer's p50 ÷ newswatch's p50 in the same phase kind (higher = newswatch faster). "
           "Burst rows: latency is queueing, so compare sustained files/s; the peers get a 1,000-file burst "
-          "(20,000 would take the shell peer minutes). The receiver tops out at ~3,600–4,000 POST/s "
-          "(shared/bench/RESULTS.md), so a faster daemon would read as receiver-bound.")
+          "(20,000 would take the shell peer minutes). The receiver (raw sockets, a thread per connection, "
+          "~50 µs of CPU per POST; the http.server one of shared/bench topped out at ~3,600–4,000 POST/s) "
+          "shares the machine's cores with the daemon under test.")
         w("")
 
     # ---- targets

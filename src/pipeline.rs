@@ -201,7 +201,7 @@ impl Pipeline {
                 article_id: article.id,
             });
         }
-        let decisions = self.decide_scanned(&article, scan, fired_at, batch)?;
+        let decisions = self.decide_scanned(&article, scan.map(|scan| *scan), fired_at, batch)?;
         let alerts = decisions.alerts;
         let mut deliveries = Vec::new();
         for alert in alerts.iter().filter(|_| self.deliver) {
@@ -567,7 +567,7 @@ enum Read {
     Article {
         key: FileKey,
         article: Article,
-        scan: Option<Scan>,
+        scan: Option<Box<Scan>>,
     },
 }
 
@@ -643,7 +643,8 @@ pub fn read_file(config: &Config, path: &Path, known: Option<&Store>) -> ReadFil
         }
     }
     let recorded = known.is_some_and(|store| store.article_processed(&article.id).unwrap_or(false));
-    let scan = (!recorded).then(|| scan_article(config, &article));
+    // Boxed: a signature alone is 512 bytes, and most files wait in a queue.
+    let scan = (!recorded).then(|| Box::new(scan_article(config, &article)));
     read(Read::Article { key, article, scan })
 }
 

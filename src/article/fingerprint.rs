@@ -195,9 +195,10 @@ impl DuplicateIndex {
     /// or more: (id, similarity).
     pub fn best_match(&self, signature: &Signature, since_ms: i64) -> Option<(&str, f64)> {
         // On a tie the entry met first wins, bands in order and the oldest
-        // first within a band (a band's chain is walked newest first).
+        // first within a band (a band's chain is walked newest first). An
+        // entry met again in a later band ties with itself and changes
+        // nothing: comparing it again is cheaper than remembering it.
         let mut best: Option<(usize, u32, f64)> = None;
-        let mut compared = std::collections::HashSet::new();
         for (band, key) in signature.band_keys().iter().enumerate() {
             let mut next = self.newest.get(key).copied();
             while let Some(number) = next {
@@ -205,7 +206,7 @@ impl DuplicateIndex {
                     break;
                 };
                 next = Some(entry.older[band]);
-                if entry.at_ms < since_ms || !compared.insert(number) {
+                if entry.at_ms < since_ms {
                     continue;
                 }
                 let similarity = signature.similarity(&entry.signature);
