@@ -113,19 +113,14 @@ impl Pipeline {
         paths: &[PathBuf],
         fired_at: &str,
     ) -> Result<Vec<Outcome>, StoreError> {
-        let now_ms = time_ms(fired_at);
-        self.load_duplicates(now_ms)?;
-        let mut batch = Batch::default();
-        let mut outcomes = Vec::with_capacity(paths.len());
-        {
+        let files = {
             let _snapshot = self.store.read_snapshot()?;
-            for path in paths {
-                let file = read_file(&self.config, path, Some(&self.store));
-                outcomes.push(self.record(file, fired_at, &mut batch)?);
-            }
-        }
-        self.commit(batch, now_ms)?;
-        Ok(outcomes)
+            paths
+                .iter()
+                .map(|path| read_file(&self.config, path, Some(&self.store)))
+                .collect()
+        };
+        self.record_batch(Arc::clone(&self.config), files, fired_at)
     }
 
     /// Records files read (and scanned) ahead by [`read_file`] with
