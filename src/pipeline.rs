@@ -16,7 +16,7 @@ use crate::alert::build::{build_alert, title_matches, FiredRule};
 use crate::alert::payload::{Alert, ArticleRef, MatchSpan};
 use crate::article::fingerprint::{DuplicateIndex, Signature, DUPLICATE_SIMILARITY};
 use crate::article::{boilerplate, Article, ReadWarning, SkipReason};
-use crate::config::{Config, OnDuplicate};
+use crate::config::{Config, OnDuplicate, Rule};
 use crate::rules::normalize::normalize_term;
 use crate::rules::{RuleMatch, RuleSet};
 use crate::state::{FileKey, NewDelivery, ProcessedArticle, Store, StoreError};
@@ -410,26 +410,11 @@ impl Pipeline {
             spans.sort_by_key(|span| (span.start, span.end));
             spans.dedup();
             order_by_appearance(&mut entities, &mentions);
-            let fired = FiredRule {
-                id: &rule.id,
-                description: &rule.description,
-                severity: rule.severity,
-            };
-            let mut alert = build_alert(
-                &fired,
-                article_ref(article),
-                &article.text,
-                &spans,
-                entities,
-                fired_at,
-            );
+            let mut alert = rule_alert(rule, article, &spans, entities, fired_at, &duplicate_of);
             if let Some(title) = title {
                 alert.matches.extend(title_matches(title, &title_spans));
             }
             name_mentions(&mut alert.matches, &found, ruleset, article);
-            if rule.on_duplicate == OnDuplicate::Mark {
-                alert.duplicate_of = duplicate_of.clone();
-            }
             alert.articles = counted;
             decisions.alerts.push(alert);
         }
@@ -476,22 +461,7 @@ impl Pipeline {
                 decisions.seen.push((rule.id.clone(), entity.clone()));
                 debug!(rule = %rule.id, entity = %entity, file = %article.path.display(), "discovered an entity not in config");
             }
-            let fired = FiredRule {
-                id: &rule.id,
-                description: &rule.description,
-                severity: rule.severity,
-            };
-            let mut alert = build_alert(
-                &fired,
-                article_ref(article),
-                &article.text,
-                &spans,
-                unseen,
-                fired_at,
-            );
-            if rule.on_duplicate == OnDuplicate::Mark {
-                alert.duplicate_of = duplicate_of.clone();
-            }
+            let alert = rule_alert(rule, article, &spans, unseen, fired_at, &duplicate_of);
             decisions.alerts.push(alert);
         }
         Ok(decisions)
@@ -831,6 +801,35 @@ fn name_mentions(
             cited.surface = Some(surface.to_string());
         }
     }
+}
+
+/// The alert `rule` raises on `article`, citing `spans` of its text and
+/// naming `entities`; marked with the story it repeats when the rule says so.
+fn rule_alert(
+    rule: &Rule,
+    article: &Article,
+    spans: &[std::ops::Range<usize>],
+    entities: Vec<String>,
+    fired_at: &str,
+    duplicate_of: &Option<String>,
+) -> Alert {
+    let fired = FiredRule {
+        id: &rule.id,
+        description: &rule.description,
+        severity: rule.severity,
+    };
+    let mut alert = build_alert(
+        &fired,
+        article_ref(article),
+        &article.text,
+        spans,
+        entities,
+        fired_at,
+    );
+    if rule.on_duplicate == OnDuplicate::Mark {
+        alert.duplicate_of = duplicate_of.clone();
+    }
+    alert
 }
 
 fn article_ref(article: &Article) -> ArticleRef {
