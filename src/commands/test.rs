@@ -48,7 +48,7 @@ pub fn run(config: Config, json: bool, explain: bool, paths: &[PathBuf]) -> anyh
                     break; // the recorder stopped on an error
                 }
             }
-            drop(batches);
+            drop(batches); // ends the recorder's loop below
         });
         for batch in read_batches {
             let paths: Vec<PathBuf> = batch.iter().map(|file| file.path.clone()).collect();

@@ -52,13 +52,15 @@ impl Normalized {
 
     /// The folded word of token `index` (no surrounding spaces).
     pub fn word(&self, index: usize) -> &str {
-        // A word ends at the space before the next word, the last one at
-        // the final space.
-        let end = self
-            .tokens
+        &self.text[self.tokens[index].norm_start..self.word_end(index)]
+    }
+
+    /// Byte offset in [`Self::text`] of the space after token `index`: the
+    /// space before the next word, or the final one.
+    pub fn word_end(&self, index: usize) -> usize {
+        self.tokens
             .get(index + 1)
-            .map_or(self.text.len() - 1, |next| next.norm_start - 1);
-        &self.text[self.tokens[index].norm_start..end]
+            .map_or(self.text.len() - 1, |next| next.norm_start - 1)
     }
 
     /// The folded words, in token order.

@@ -398,18 +398,11 @@ impl RuleSet {
     /// canonical text would report them (by end, longest first).
     fn find_hits(&self, normalized: &Normalized) -> Vec<(PatternId, TokenSpan)> {
         let text = normalized.text.as_str();
-        let tokens = &normalized.tokens;
-        // Byte offset of the space after word `i` in the canonical text.
-        let word_end = |i: usize| {
-            tokens
-                .get(i + 1)
-                .map_or(text.len() - 1, |next| next.norm_start - 1)
-        };
         let mut hits: Vec<(usize, PatternId, TokenSpan)> = Vec::new();
-        let words = (0..tokens.len()).map(|index| normalized.word(index));
+        let words = (0..normalized.tokens.len()).map(|index| normalized.word(index));
         self.words.find(words, |pattern, first, last| {
             hits.push((
-                word_end(last) + 1,
+                normalized.word_end(last) + 1,
                 pattern as usize,
                 TokenSpan {
                     first: first as u32,
