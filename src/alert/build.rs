@@ -84,10 +84,13 @@ pub fn snippet(text: &str, spans: &[std::ops::Range<usize>]) -> String {
     };
     let mut start = first.start.saturating_sub(CONTEXT_BEFORE);
     // Prefer to start at a sentence or line start close to the match.
-    if let Some(boundary) =
-        text[floor_boundary(text, start)..first.start].rfind(['.', '\n', '!', '?'])
+    // (ASCII bytes, so the byte after one starts a character.)
+    let lead = floor_boundary(text, start);
+    if let Some(boundary) = text.as_bytes()[lead..first.start]
+        .iter()
+        .rposition(|b| matches!(b, b'.' | b'\n' | b'!' | b'?'))
     {
-        start = floor_boundary(text, start) + boundary + 1;
+        start = lead + boundary + 1;
     }
     start = floor_boundary(text, start);
     let mut end = floor_boundary(
@@ -107,19 +110,55 @@ pub fn snippet(text: &str, spans: &[std::ops::Range<usize>]) -> String {
             end = first.end + space;
         }
     }
-    let body = text[start..end]
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    let mut out = String::with_capacity(body.len() + 8);
+    let mut out = String::with_capacity(end - start + 8);
     if start > 0 {
         out.push_str("... ");
     }
-    out.push_str(&body);
+    push_collapsed(&mut out, &text[start..end]);
     if end < text.len() {
         out.push_str(" ...");
     }
     out
+}
+
+/// Appends the words of `text` to `out`, one space between them: what
+/// `split_whitespace().join(" ")` gives. Alerts are built by the thousand
+/// per second, each with a snippet, so it copies whole runs of ASCII words
+/// joined by single spaces at once, and decodes only non-ASCII characters.
+fn push_collapsed(out: &mut String, text: &str) {
+    let bytes = text.as_bytes();
+    let plain = |i: usize| bytes.get(i).is_some_and(|b| b.is_ascii_graphic());
+    let mut space_owed = false;
+    let mut wrote = false;
+    let mut index = 0;
+    while index < bytes.len() {
+        // A run of printable ASCII, single spaces between its words.
+        let run = index;
+        while plain(index) || (bytes.get(index) == Some(&b' ') && index > run && plain(index + 1)) {
+            index += 1;
+        }
+        let end = if index > run {
+            index
+        } else {
+            // Not printable ASCII: one character, whitespace or part of a word.
+            let c = text[index..]
+                .chars()
+                .next()
+                .expect("index is a char boundary");
+            index += c.len_utf8();
+            if c.is_whitespace() {
+                space_owed = wrote;
+                continue;
+            }
+            index
+        };
+        if space_owed {
+            out.push(' ');
+            space_owed = false;
+        }
+        out.push_str(&text[run..end]);
+        wrote = true;
+    }
 }
 
 fn floor_boundary(text: &str, mut index: usize) -> usize {
@@ -166,5 +205,30 @@ mod tests {
         assert!(snippet.ends_with("ещё ..."), "{snippet}");
         assert!(snippet.contains("Минск"));
         assert!(snippet.len() < SNIPPET_LENGTH + 10);
+    }
+
+    #[test]
+    fn whitespace_collapses_like_split_whitespace() {
+        for text in [
+            "",
+            "   ",
+            "one",
+            "  one two\t\tthree\n",
+            "a\u{0B}b\u{0C}c\r\nd",
+            "Минск\u{00A0}\u{2003}Брест\u{3000} x",
+            "\u{0085}lead and trail\u{2028}",
+            "Tobruk  and\u{00A0}Минск, 2024 ",
+            "end. Next\n\nline\tafter tab ",
+            " x",
+            "x ",
+        ] {
+            let mut collapsed = String::new();
+            push_collapsed(&mut collapsed, text);
+            assert_eq!(
+                collapsed,
+                text.split_whitespace().collect::<Vec<_>>().join(" "),
+                "{text:?}"
+            );
+        }
     }
 }
