@@ -518,6 +518,39 @@ fn the_shipped_config_checks_and_fires_on_the_seeds() {
     );
 }
 
+/// `newswatch test --json ... | head -1`: the reader leaving early ends the
+/// run quietly, as with other command-line filters, not with an error.
+#[test]
+fn test_output_piped_into_a_reader_that_stops_early_ends_quietly() {
+    let workspace =
+        Workspace::new("[watch]\ndir = \"articles\"\n\n[rules.tobruk]\nmatch = \"Tobruk\"\n");
+    // Far more output than a pipe holds, so the writes outlive the reader.
+    for n in 0..400 {
+        workspace.drop_article(
+            &format!("report-{n:03}.txt"),
+            format!("Report {n}\n\nShips were seen in Tobruk harbour on day {n}.\n").as_bytes(),
+        );
+    }
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_newswatch"))
+        .args(["test", "--json", "articles"])
+        .current_dir(workspace.root.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run newswatch");
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+        &mut first,
+    )
+    .expect("read a line");
+    assert!(first.contains("\"rule\":\"tobruk\""), "{first}");
+    let output = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert!(!stderr.contains("error"), "{stderr}");
+}
+
 /// A permanent failure becomes a dead letter that `newswatch outbox` shows
 /// and `outbox retry` requeues; the next start delivers it, same id.
 #[test]

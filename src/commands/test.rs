@@ -26,21 +26,22 @@ pub fn run(config: Config, json: bool, explain: bool, paths: &[PathBuf]) -> anyh
     let files = expand(paths, &config.watch.extensions)?;
     let store = Store::open_in_memory().context("cannot create the in-memory state")?;
     let mut pipeline = Pipeline::new(Arc::new(config), store).without_deliveries();
+    let config = Arc::clone(pipeline.config());
     let mut printer = Printer {
+        config: Arc::clone(&config),
         json,
         explain,
         color: !json && std::io::stdout().is_terminal(),
         articles: 0,
         fired: 0,
     };
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
     // In batches like the daemon's (one transaction each), in the order
-    // given: a reader thread reads and scans the next batch while this one
-    // records the last (the daemon's reader and recorder, on both cores).
-    let config = Arc::clone(pipeline.config());
+    // given, on three threads: one reads and scans the next batch, this one
+    // records the last in the in-memory state (the daemon's reader and
+    // recorder), and one prints what the one before that gave.
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let (batches, read_batches) = std::sync::mpsc::sync_channel::<Vec<ReadFile>>(1);
+        let (outcomes, recorded) = std::sync::mpsc::sync_channel::<Vec<(PathBuf, Outcome)>>(1);
         scope.spawn(|| {
             for chunk in files.chunks(BATCH) {
                 let read = chunk.iter().map(|path| read_file(&config, path, None));
@@ -50,29 +51,59 @@ pub fn run(config: Config, json: bool, explain: bool, paths: &[PathBuf]) -> anyh
             }
             drop(batches); // ends the recorder's loop below
         });
+        let writer = scope.spawn(move || -> anyhow::Result<()> {
+            let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+            let printed = recorded
+                .into_iter()
+                .flatten()
+                .try_for_each(|(path, outcome)| printer.outcome(&mut out, &path, outcome))
+                .and_then(|()| {
+                    if !printer.json {
+                        let (articles, fired) = (printer.articles, printer.fired);
+                        writeln!(out, "{articles} article(s), {fired} alert(s)")?;
+                    }
+                    Ok(out.flush()?)
+                });
+            match printed {
+                // The reader went away (`newswatch test ... | head`): done.
+                Err(error) if is_broken_pipe(&error) => Ok(()),
+                other => other,
+            }
+        });
         for batch in read_batches {
             let paths: Vec<PathBuf> = batch.iter().map(|file| file.path.clone()).collect();
-            let outcomes = pipeline
+            let done = pipeline
                 .record_batch(Arc::clone(&config), batch, &fired_at_now())
                 .context("in-memory state failed")?;
-            for (path, outcome) in paths.iter().zip(outcomes) {
-                printer.outcome(&mut out, &pipeline, path, outcome)?;
+            if outcomes
+                .send(paths.into_iter().zip(done).collect())
+                .is_err()
+            {
+                break; // the writer stopped on an error, returned below
             }
         }
-        Ok(())
+        drop(outcomes); // ends the writer's loop
+        writer.join().expect("the writer thread does not panic")
     })?;
-    if !json {
-        let (articles, fired) = (printer.articles, printer.fired);
-        writeln!(out, "{articles} article(s), {fired} alert(s)")?;
-    }
     // The process ends here: freeing a large rule set piece by piece (0.2 s
     // at 100,000 rules) would only delay the exit.
     std::mem::forget(pipeline);
     Ok(())
 }
 
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    let kind = match error.downcast_ref::<std::io::Error>() {
+        Some(error) => Some(error.kind()),
+        None => error
+            .downcast_ref::<serde_json::Error>()
+            .and_then(serde_json::Error::io_error_kind),
+    };
+    kind == Some(std::io::ErrorKind::BrokenPipe)
+}
+
 /// How `test` prints, and what it has counted so far.
 struct Printer {
+    config: Arc<Config>,
     json: bool,
     explain: bool,
     color: bool,
@@ -85,7 +116,6 @@ impl Printer {
     fn outcome(
         &mut self,
         out: &mut impl Write,
-        pipeline: &Pipeline,
         path: &Path,
         outcome: Outcome,
     ) -> anyhow::Result<()> {
@@ -95,7 +125,8 @@ impl Printer {
                 self.fired += alerts.len();
                 if self.json {
                     for alert in &alerts {
-                        writeln!(out, "{}", serde_json::to_string(alert)?)?;
+                        serde_json::to_writer(&mut *out, alert)?;
+                        out.write_all(b"\n")?;
                     }
                 } else {
                     let text = std::fs::read(path).ok();
@@ -103,7 +134,7 @@ impl Printer {
                     if self.explain {
                         explain_rules(
                             out,
-                            pipeline.config(),
+                            &self.config,
                             path,
                             text.as_deref().unwrap_or_default(),
                         )?;
