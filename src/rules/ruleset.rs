@@ -601,7 +601,7 @@ fn near(left: &Evidence, right: &Evidence, distance: u32) -> Option<Evidence> {
 struct Compiler<'a> {
     input: &'a RuleSetInput,
     pattern_texts: Vec<String>,
-    pattern_index: HashMap<String, PatternId>,
+    pattern_index: FastMap<String, PatternId>,
     patterns: Vec<PatternInfo>,
     leaves: Vec<Leaf>,
     errors: Vec<CompileError>,
@@ -631,7 +631,7 @@ impl<'a> Compiler<'a> {
             class_members,
             input,
             pattern_texts: Vec::new(),
-            pattern_index: HashMap::new(),
+            pattern_index: FastMap::default(),
             patterns: Vec::new(),
             leaves: Vec::new(),
             errors: Vec::new(),
@@ -645,11 +645,12 @@ impl<'a> Compiler<'a> {
         if folded.is_empty() {
             return false;
         }
-        let key = if prefix {
-            format!(" {folded}")
-        } else {
-            format!(" {folded} ")
-        };
+        let mut key = String::with_capacity(folded.len() + 2);
+        key.push(' ');
+        key.push_str(&folded);
+        if !prefix {
+            key.push(' ');
+        }
         let id = match self.pattern_index.get(&key) {
             Some(&id) => id,
             None => {
