@@ -307,13 +307,15 @@ impl Pipeline {
             _ => None,
         };
         let mut fired_rules = Vec::new();
+        // Every alert names the same article: formatted once, cloned per alert.
+        let reference = article_ref(article);
         for found in found_rules {
             let rule = &self.config.rules[found.rule];
             fired_rules.push(found.rule);
-            let mut mentions: Vec<(String, std::ops::Range<usize>)> = found
+            let mut mentions: Vec<(&str, std::ops::Range<usize>)> = found
                 .entities
                 .iter()
-                .map(|(entity, span)| (ruleset.entity_id(*entity).to_string(), span.clone()))
+                .map(|(entity, span)| (ruleset.entity_id(*entity), span.clone()))
                 .collect();
             let mut spans = found.spans.clone();
             if rule.first_seen {
@@ -321,19 +323,19 @@ impl Pipeline {
                     .iter()
                     .filter(|c| rule.classes.contains(&c.class))
                 {
-                    mentions.push((candidate.id.clone(), candidate.span.clone()));
+                    mentions.push((candidate.id.as_str(), candidate.span.clone()));
                     spans.push(candidate.span.clone());
                 }
             }
             let mut entities: Vec<String> = Vec::new();
-            let title_mentions: Vec<(String, std::ops::Range<usize>)> = found
+            let title_mentions: Vec<(&str, std::ops::Range<usize>)> = found
                 .title_entities
                 .iter()
-                .map(|(entity, span)| (ruleset.entity_id(*entity).to_string(), span.clone()))
+                .map(|(entity, span)| (ruleset.entity_id(*entity), span.clone()))
                 .collect();
             for (id, _) in mentions.iter().chain(&title_mentions) {
-                if !entities.contains(id) {
-                    entities.push(id.clone());
+                if !entities.iter().any(|entity| entity == id) {
+                    entities.push(id.to_string());
                 }
             }
             let mut title_spans = found.title_spans.clone();
@@ -367,9 +369,9 @@ impl Pipeline {
                         .map(|(_, id, reference)| (id.clone(), reference.clone())),
                 );
                 earlier.retain(|(id, _)| id != &article.id);
-                let reference = serde_json::to_string(&article_ref(article))?;
+                let stored = serde_json::to_string(&reference)?;
                 if earlier.len() + 1 < threshold.count as usize {
-                    decisions.threshold_hits.push((rule.id.clone(), reference));
+                    decisions.threshold_hits.push((rule.id.clone(), stored));
                     continue;
                 }
                 decisions.thresholds_fired.push(rule.id.clone());
@@ -377,7 +379,7 @@ impl Pipeline {
                     .iter()
                     .filter_map(|(_, reference)| serde_json::from_str::<ArticleRef>(reference).ok())
                     .collect();
-                counted.push(article_ref(article));
+                counted.push(reference.clone());
             }
             if let Some(throttle) = rule.throttle {
                 let since = now_ms - throttle.period.as_millis() as i64;
@@ -410,7 +412,15 @@ impl Pipeline {
             spans.sort_by_key(|span| (span.start, span.end));
             spans.dedup();
             order_by_appearance(&mut entities, &mentions);
-            let mut alert = rule_alert(rule, article, &spans, entities, fired_at, &duplicate_of);
+            let mut alert = rule_alert(
+                rule,
+                article,
+                reference.clone(),
+                &spans,
+                entities,
+                fired_at,
+                &duplicate_of,
+            );
             if let Some(title) = title {
                 alert.matches.extend(title_matches(title, &title_spans));
             }
@@ -431,10 +441,10 @@ impl Pipeline {
             if !rule.first_seen || fired_rules.binary_search(&index).is_ok() {
                 continue;
             }
-            let mentions: Vec<(String, std::ops::Range<usize>)> = candidates
+            let mentions: Vec<(&str, std::ops::Range<usize>)> = candidates
                 .iter()
                 .filter(|c| rule.classes.contains(&c.class))
-                .map(|c| (c.id.clone(), c.span.clone()))
+                .map(|c| (c.id.as_str(), c.span.clone()))
                 .collect();
             if mentions.is_empty()
                 || (duplicate_of.is_some() && rule.on_duplicate == OnDuplicate::Suppress)
@@ -443,8 +453,8 @@ impl Pipeline {
             }
             let mut ids: Vec<String> = Vec::new();
             for (id, _) in &mentions {
-                if !ids.contains(id) {
-                    ids.push(id.clone());
+                if !ids.iter().any(|known| known == id) {
+                    ids.push(id.to_string());
                 }
             }
             let mut unseen = self.store.unseen(&rule.id, &ids)?;
@@ -461,7 +471,15 @@ impl Pipeline {
                 decisions.seen.push((rule.id.clone(), entity.clone()));
                 debug!(rule = %rule.id, entity = %entity, file = %article.path.display(), "discovered an entity not in config");
             }
-            let alert = rule_alert(rule, article, &spans, unseen, fired_at, &duplicate_of);
+            let alert = rule_alert(
+                rule,
+                article,
+                reference.clone(),
+                &spans,
+                unseen,
+                fired_at,
+                &duplicate_of,
+            );
             decisions.alerts.push(alert);
         }
         Ok(decisions)
@@ -717,7 +735,7 @@ fn whole_name(text: &str, mut span: std::ops::Range<usize>) -> std::ops::Range<u
 }
 
 /// Sorts entity ids by their first mention in the text.
-fn order_by_appearance(entities: &mut [String], mentions: &[(String, std::ops::Range<usize>)]) {
+fn order_by_appearance(entities: &mut [String], mentions: &[(&str, std::ops::Range<usize>)]) {
     let first = |id: &String| {
         mentions
             .iter()
@@ -740,12 +758,12 @@ struct Candidate {
 /// Keeps the spans that cite a mention of one of `keep` (entity ids).
 fn restrict_to_entities(
     spans: &mut Vec<std::ops::Range<usize>>,
-    mentions: &[(String, std::ops::Range<usize>)],
+    mentions: &[(&str, std::ops::Range<usize>)],
     keep: &[String],
 ) {
     let kept: Vec<&std::ops::Range<usize>> = mentions
         .iter()
-        .filter(|(entity, _)| keep.contains(entity))
+        .filter(|(entity, _)| keep.iter().any(|k| k == entity))
         .map(|(_, span)| span)
         .collect();
     spans.retain(|span| {
@@ -808,6 +826,7 @@ fn name_mentions(
 fn rule_alert(
     rule: &Rule,
     article: &Article,
+    reference: ArticleRef,
     spans: &[std::ops::Range<usize>],
     entities: Vec<String>,
     fired_at: &str,
@@ -818,14 +837,7 @@ fn rule_alert(
         description: &rule.description,
         severity: rule.severity,
     };
-    let mut alert = build_alert(
-        &fired,
-        article_ref(article),
-        &article.text,
-        spans,
-        entities,
-        fired_at,
-    );
+    let mut alert = build_alert(&fired, reference, &article.text, spans, entities, fired_at);
     if rule.on_duplicate == OnDuplicate::Mark {
         alert.duplicate_of = duplicate_of.clone();
     }
