@@ -130,7 +130,7 @@ impl AliasMatcher {
         if self.is_idle() || (self.fuzzy_by_length.is_empty() && normalized.text.is_ascii()) {
             return Vec::new();
         }
-        let words = normalized.words();
+        let words: Vec<&str> = normalized.words().collect();
         let mut latin_cache: HashMap<&str, Vec<String>> = HashMap::new();
         let mut found: Vec<(usize, TokenSpan)> = Vec::new();
         for (index, &word) in words.iter().enumerate() {

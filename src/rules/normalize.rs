@@ -64,10 +64,8 @@ impl Normalized {
     }
 
     /// The folded words, in token order.
-    pub fn words(&self) -> Vec<&str> {
-        (0..self.tokens.len())
-            .map(|index| self.word(index))
-            .collect()
+    pub fn words(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        (0..self.tokens.len()).map(|index| self.word(index))
     }
 }
 

@@ -399,8 +399,7 @@ impl RuleSet {
     fn find_hits(&self, normalized: &Normalized) -> Vec<(PatternId, TokenSpan)> {
         let text = normalized.text.as_str();
         let mut hits: Vec<(usize, PatternId, TokenSpan)> = Vec::new();
-        let words = (0..normalized.tokens.len()).map(|index| normalized.word(index));
-        self.words.find(words, |pattern, first, last| {
+        self.words.find(normalized.words(), |pattern, first, last| {
             hits.push((
                 normalized.word_end(last) + 1,
                 pattern as usize,
