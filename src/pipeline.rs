@@ -174,22 +174,24 @@ impl Pipeline {
         fired_at: &str,
         batch: &mut Batch,
     ) -> Result<Outcome, StoreError> {
+        let key = match &file.read {
+            Read::Done(_) => None,
+            Read::Skipped { key, .. } | Read::Article { key, .. } => Some(key),
+        };
+        if let Some(key) = key {
+            if batch.file_keys.contains(key) || self.store.file_unchanged(key)? {
+                return Ok(Outcome::Unchanged);
+            }
+            batch.file_keys.insert(key.clone());
+        }
         let (key, article, scan) = match file.read {
             Read::Done(outcome) => return Ok(outcome),
             Read::Skipped { key, reason } => {
-                if batch.file_keys.contains(&key) || self.store.file_unchanged(&key)? {
-                    return Ok(Outcome::Unchanged);
-                }
-                batch.file_keys.insert(key.clone());
                 batch.files.push((key, None));
                 return Ok(Outcome::Skipped(reason));
             }
             Read::Article { key, article, scan } => (key, article, scan),
         };
-        if batch.file_keys.contains(&key) || self.store.file_unchanged(&key)? {
-            return Ok(Outcome::Unchanged);
-        }
-        batch.file_keys.insert(key.clone());
         if batch.article_ids.contains(&article.id) || self.store.article_processed(&article.id)? {
             batch.files.push((key, Some(article.id.clone())));
             return Ok(Outcome::Duplicate {
