@@ -11,6 +11,7 @@
 //!
 //! Pure: no I/O, cannot fail once built.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -76,20 +77,47 @@ impl Hasher for WordHasher {
 /// A hash map with [`WordHasher`], for small integer and word keys.
 pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<WordHasher>>;
 
+/// No node, no pattern.
+const NONE: u32 = u32::MAX;
+
+/// Set in [`WordTrie::ends`] when several patterns end at a node: the rest
+/// of the value indexes [`WordTrie::shared_ends`].
+const SHARED: u32 = 1 << 31;
+
+/// Folded words up to this many bytes are keys of [`WordTrie::short`],
+/// packed into a `u128` with their length: no pointer to follow and no
+/// `memcmp` on a hit.
+const SHORT: usize = 15;
+
+/// What the trie knows about a word of its vocabulary.
+#[derive(Debug, Clone, Copy)]
+struct WordEntry {
+    id: u32,
+    /// The node reached from the root by this word, or [`NONE`] when no
+    /// pattern starts with it: the first step of every match, kept next to
+    /// the word so that it costs no second lookup.
+    root_child: u32,
+}
+
 /// The trie of whole-word patterns.
 #[derive(Debug)]
 pub struct WordTrie {
-    /// Folded word -> word id.
-    vocabulary: FastMap<Box<str>, u32>,
-    /// (node, word id) -> child node. Node 0 is the root.
+    /// Folded words of up to [`SHORT`] bytes, packed by [`short_key`].
+    short: FastMap<u128, WordEntry>,
+    /// Longer folded words.
+    long: FastMap<Box<str>, WordEntry>,
+    /// (node, word id) -> child node, below the root's children. Node 0 is
+    /// the root.
     children: FastMap<(u32, u32), u32>,
-    /// The patterns that end at each node.
-    ends: Vec<Vec<u32>>,
+    /// The pattern that ends at each node, [`NONE`], or [`SHARED`] | an
+    /// index into `shared_ends`.
+    ends: Vec<u32>,
+    shared_ends: Vec<Vec<u32>>,
     /// Bit `min(length, 63)` of `shapes[first byte]` is set when some word
     /// of the vocabulary has that first byte and length: most article words
     /// fail this test and are never hashed.
     shapes: Vec<u64>,
-    /// Bytes of the words, for the memory estimate.
+    /// Bytes of the long words, for the memory estimate.
     word_bytes: usize,
 }
 
@@ -102,9 +130,11 @@ impl Default for WordTrie {
 impl WordTrie {
     pub fn new() -> Self {
         WordTrie {
-            vocabulary: FastMap::default(),
+            short: FastMap::default(),
+            long: FastMap::default(),
             children: FastMap::default(),
-            ends: vec![Vec::new()],
+            ends: vec![NONE],
+            shared_ends: Vec::new(),
             shapes: vec![0; 256],
             word_bytes: 0,
         }
@@ -114,38 +144,89 @@ impl WordTrie {
     pub fn insert(&mut self, words: &str, id: u32) {
         let mut node = 0u32;
         for word in words.split(' ') {
-            let next_id = self.vocabulary.len() as u32;
-            let word_id = match self.vocabulary.get(word) {
-                Some(&word_id) => word_id,
-                None => {
-                    if let Some(&first) = word.as_bytes().first() {
-                        self.shapes[usize::from(first)] |= shape_bit(word);
-                    }
-                    self.word_bytes += word.len();
-                    self.vocabulary.insert(word.into(), next_id);
-                    next_id
+            let new_node = self.ends.len() as u32;
+            let entry = self.entry_mut(word);
+            let child = if node == 0 {
+                if entry.root_child == NONE {
+                    entry.root_child = new_node;
                 }
+                entry.root_child
+            } else {
+                let word_id = entry.id;
+                *self.children.entry((node, word_id)).or_insert(new_node)
             };
-            let next_node = self.ends.len() as u32;
-            node = *self.children.entry((node, word_id)).or_insert(next_node);
-            if node == next_node {
-                self.ends.push(Vec::new());
+            if child == new_node {
+                self.ends.push(NONE);
+            }
+            node = child;
+        }
+        let end = &mut self.ends[node as usize];
+        if *end == NONE {
+            *end = id;
+        } else if *end & SHARED != 0 {
+            self.shared_ends[(*end & !SHARED) as usize].push(id);
+        } else {
+            self.shared_ends.push(vec![*end, id]);
+            *end = SHARED | (self.shared_ends.len() - 1) as u32;
+        }
+    }
+
+    /// The entry of `word`, added (with the next id) if it is new.
+    fn entry_mut(&mut self, word: &str) -> &mut WordEntry {
+        let new = WordEntry {
+            id: (self.short.len() + self.long.len()) as u32,
+            root_child: NONE,
+        };
+        let (entry, added) = match short_key(word) {
+            Some(key) => match self.short.entry(key) {
+                Entry::Occupied(known) => (known.into_mut(), false),
+                Entry::Vacant(slot) => (slot.insert(new), true),
+            },
+            None => match self.long.entry(word.into()) {
+                Entry::Occupied(known) => (known.into_mut(), false),
+                Entry::Vacant(slot) => {
+                    self.word_bytes += word.len();
+                    (slot.insert(new), true)
+                }
+            },
+        };
+        if added {
+            if let Some(&first) = word.as_bytes().first() {
+                self.shapes[usize::from(first)] |= shape_bit(word);
             }
         }
-        self.ends[node as usize].push(id);
+        entry
+    }
+
+    /// The entry of a word of an article, if the vocabulary has it.
+    #[inline]
+    fn entry(&self, word: &str) -> Option<&WordEntry> {
+        let first = *word.as_bytes().first()?;
+        if self.shapes[usize::from(first)] & shape_bit(word) == 0 {
+            return None;
+        }
+        match short_key(word) {
+            Some(key) => self.short.get(&key),
+            None => self.long.get(word),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.vocabulary.is_empty()
+        self.short.is_empty() && self.long.is_empty()
     }
 
     /// Approximate heap bytes.
     pub fn memory_usage(&self) -> usize {
-        self.vocabulary.capacity() * (std::mem::size_of::<(Box<str>, u32)>() + 1)
+        self.short.capacity() * (std::mem::size_of::<(u128, WordEntry)>() + 1)
+            + self.long.capacity() * (std::mem::size_of::<(Box<str>, WordEntry)>() + 1)
             + self.word_bytes
             + self.children.capacity() * (std::mem::size_of::<((u32, u32), u32)>() + 1)
-            + self.ends.capacity() * std::mem::size_of::<Vec<u32>>()
-            + self.ends.iter().map(|e| e.capacity() * 4).sum::<usize>()
+            + self.ends.capacity() * 4
+            + self
+                .shared_ends
+                .iter()
+                .map(|e| e.capacity() * 4 + 24)
+                .sum::<usize>()
     }
 
     /// Calls `found(pattern, first word, last word)` for every occurrence of
@@ -164,26 +245,57 @@ impl WordTrie {
         let mut open: Vec<(u32, usize)> = Vec::new();
         let mut next: Vec<(u32, usize)> = Vec::new();
         for (index, word) in words.enumerate() {
-            let known_shape = word
-                .as_bytes()
-                .first()
-                .is_some_and(|&first| self.shapes[usize::from(first)] & shape_bit(word) != 0);
-            let Some(&word_id) = known_shape.then(|| self.vocabulary.get(word)).flatten() else {
+            let Some(entry) = self.entry(word) else {
                 open.clear();
                 continue;
             };
             next.clear();
-            for (node, first) in open.iter().copied().chain([(0, index)]) {
-                if let Some(&child) = self.children.get(&(node, word_id)) {
-                    for &pattern in &self.ends[child as usize] {
-                        found(pattern, first, index);
-                    }
+            for &(node, first) in &open {
+                if let Some(&child) = self.children.get(&(node, entry.id)) {
+                    self.report(child, first, index, &mut found);
                     next.push((child, first));
                 }
+            }
+            if entry.root_child != NONE {
+                self.report(entry.root_child, index, index, &mut found);
+                next.push((entry.root_child, index));
             }
             std::mem::swap(&mut open, &mut next);
         }
     }
+
+    /// Reports the patterns that end at `node`.
+    #[inline]
+    fn report(
+        &self,
+        node: u32,
+        first: usize,
+        last: usize,
+        found: &mut impl FnMut(u32, usize, usize),
+    ) {
+        match self.ends[node as usize] {
+            NONE => {}
+            end if end & SHARED != 0 => {
+                for &pattern in &self.shared_ends[(end & !SHARED) as usize] {
+                    found(pattern, first, last);
+                }
+            }
+            pattern => found(pattern, first, last),
+        }
+    }
+}
+
+/// `word` packed with its length into a `u128`, if it is short enough.
+#[inline]
+fn short_key(word: &str) -> Option<u128> {
+    let bytes = word.as_bytes();
+    if bytes.len() > SHORT {
+        return None;
+    }
+    let mut key = [0u8; 16];
+    key[..bytes.len()].copy_from_slice(bytes);
+    key[15] = bytes.len() as u8;
+    Some(u128::from_le_bytes(key))
 }
 
 /// A word's bit in [`WordTrie::shapes`].
@@ -210,5 +322,22 @@ mod tests {
             hits,
             [(0, 1, 1), (0, 6, 6), (1, 1, 3), (2, 2, 2), (3, 3, 4)]
         );
+    }
+
+    #[test]
+    fn long_words_and_patterns_sharing_their_words_are_found() {
+        let mut trie = WordTrie::new();
+        // 15 bytes is the longest packed key; 16 and more are kept apart.
+        trie.insert("abcdefghijklmno", 0);
+        trie.insert("abcdefghijklmnop", 1);
+        trie.insert("counterintelligence service", 2);
+        trie.insert("service", 3);
+        trie.insert("service", 4);
+        let text = "abcdefghijklmno abcdefghijklmnop abcdefghijklmnopq \
+                    counterintelligence service abcdefghijklmn";
+        let mut hits = Vec::new();
+        trie.find(text.split_whitespace(), |p, a, b| hits.push((p, a, b)));
+        hits.sort();
+        assert_eq!(hits, [(0, 0, 0), (1, 1, 1), (2, 3, 4), (3, 4, 4), (4, 4, 4)]);
     }
 }
