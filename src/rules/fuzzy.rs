@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 
-use super::normalize::{normalize_term, Normalized};
+use super::normalize::{normalize, normalize_term, Normalized};
 use super::ruleset::{EntityDef, TokenSpan};
 use super::translit::latin_forms;
 
@@ -215,7 +215,7 @@ impl AliasMatcher {
         let alias = &self.aliases[alias];
         let target = alias.words[position].as_str();
         let is_prefix_word = alias.prefix && position + 1 == alias.words.len();
-        let same = |form: &str| form == target || (is_prefix_word && form.starts_with(target));
+        let same = |form: &str| alias.spells(position, form);
         if same(word) {
             return Some(Closeness::Exact);
         }
@@ -241,29 +241,40 @@ impl AliasMatcher {
     /// The alias of `entity` that `surface` (text from the article) is a
     /// spelling of: exact first, then transliterated or fuzzy.
     pub(super) fn alias_of(&self, entity: usize, surface: &str) -> Option<&str> {
-        let folded = normalize_term(surface);
-        let words: Vec<&str> = folded.split(' ').filter(|w| !w.is_empty()).collect();
+        let folded = normalize(surface);
         let aliases = self.by_entity.get(entity)?;
-        let matches = |alias: usize, wanted: Closeness| {
-            let def = &self.aliases[alias];
-            def.words.len() == words.len()
-                && words.iter().enumerate().all(|(position, word)| {
-                    match self.word_distance(alias, position, word) {
-                        Some(Closeness::Exact) => true,
-                        Some(Closeness::Near) => wanted == Closeness::Near,
-                        None => false,
-                    }
-                })
-        };
-        aliases
-            .iter()
-            .find(|&&alias| matches(alias, Closeness::Exact))
-            .or_else(|| {
-                aliases
-                    .iter()
-                    .find(|&&alias| matches(alias, Closeness::Near))
+        let fits = |alias: usize| self.aliases[alias].words.len() == folded.tokens.len();
+        // Exact spellings first, word by word: the common case, with no
+        // transliteration and no allocation beyond the folding.
+        let exact = aliases.iter().find(|&&alias| {
+            fits(alias)
+                && folded
+                    .words()
+                    .enumerate()
+                    .all(|(position, word)| self.aliases[alias].spells(position, word))
+        });
+        let near = || {
+            let words: Vec<&str> = folded.words().collect();
+            aliases.iter().find(|&&alias| {
+                fits(alias)
+                    && words.iter().enumerate().all(|(position, word)| {
+                        self.word_distance(alias, position, word).is_some()
+                    })
             })
+        };
+        exact
+            .or_else(near)
             .map(|&alias| self.aliases[alias].text.as_str())
+    }
+}
+
+impl Alias {
+    /// Whether folded `word` is word `position` of the alias as written (a
+    /// prefix word: begins with it).
+    fn spells(&self, position: usize, word: &str) -> bool {
+        let target = self.words[position].as_str();
+        let is_prefix_word = self.prefix && position + 1 == self.words.len();
+        word == target || (is_prefix_word && word.starts_with(target))
     }
 }
 
