@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use super::normalize::{normalize, normalize_term, Normalized};
 use super::ruleset::{EntityDef, TokenSpan};
 use super::translit::latin_forms;
+use super::words::FastMap;
 
 /// Alias words shorter than this (in letters) are never matched fuzzily.
 pub(super) const FUZZY_MIN_LETTERS: usize = 6;
@@ -48,11 +49,11 @@ pub(super) struct AliasMatcher {
     /// Entity -> its aliases, in config order.
     by_entity: Vec<Vec<usize>>,
     /// Words of transliterable aliases (not prefix words).
-    latin_words: HashMap<String, Vec<Slot>>,
+    latin_words: FastMap<String, Vec<Slot>>,
     /// Prefix last words of transliterable aliases.
     latin_prefixes: Vec<(String, Slot)>,
     /// Fuzzy alias words by their length in letters.
-    fuzzy_by_length: HashMap<usize, Vec<Slot>>,
+    fuzzy_by_length: FastMap<usize, Vec<Slot>>,
 }
 
 impl AliasMatcher {

@@ -13,7 +13,7 @@
 //! fail and does no I/O. Names (entities, classes, lists) are resolved here,
 //! so a typo is a compile error, never a rule that silently never fires.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::ops::Range;
 
 use aho_corasick::{AhoCorasick, MatchKind};
@@ -25,6 +25,10 @@ use super::regex_terms::RegexTerms;
 use super::scan::ArticleHits;
 use super::sentence::in_one_sentence;
 use super::words::{FastMap, WordTrie};
+
+/// From this many entities, [`RuleSet::compile`] builds the index of alias
+/// spellings on a second thread (below, a thread costs more than it saves).
+const PARALLEL_ALIAS_INDEX: usize = 2_000;
 
 /// An entity as the rule set needs it.
 #[derive(Debug, Clone, Default)]
@@ -237,6 +241,27 @@ impl RuleSet {
     /// Resolves names, folds every term and builds the automaton. Returns
     /// every error found, not only the first.
     pub fn compile(input: &RuleSetInput) -> Result<RuleSet, Vec<CompileError>> {
+        if input.entities.len() < PARALLEL_ALIAS_INDEX {
+            return RuleSet::compile_with(input, || AliasMatcher::new(&input.entities));
+        }
+        // The index of alias spellings needs nothing the rest of the
+        // compile makes: a large one is built on the other core meanwhile.
+        std::thread::scope(|scope| {
+            let alias_matcher = scope.spawn(|| AliasMatcher::new(&input.entities));
+            RuleSet::compile_with(input, || {
+                alias_matcher
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+        })
+    }
+
+    /// [`RuleSet::compile`], taking the alias index from `alias_matcher`
+    /// once the rest is built.
+    fn compile_with(
+        input: &RuleSetInput,
+        alias_matcher: impl FnOnce() -> AliasMatcher,
+    ) -> Result<RuleSet, Vec<CompileError>> {
         let mut compiler = Compiler::new(input);
         compiler.add_entities();
         let mut rules = Vec::with_capacity(input.rules.len());
@@ -260,7 +285,8 @@ impl RuleSet {
         let mut words = WordTrie::new();
         let mut prefix_texts = Vec::new();
         let mut prefix_patterns = Vec::new();
-        for (id, text) in compiler.pattern_texts.iter().enumerate() {
+        let pattern_texts = compiler.pattern_texts();
+        for (id, text) in pattern_texts.iter().enumerate() {
             if compiler.patterns[id].prefix {
                 prefix_texts.push(text.as_str());
                 prefix_patterns.push(id);
@@ -305,7 +331,7 @@ impl RuleSet {
             uses_sentences: compiler.uses_sentences,
             uses_title,
             regex_terms: compiler.regex_terms,
-            alias_matcher: AliasMatcher::new(&input.entities),
+            alias_matcher: alias_matcher(),
         })
     }
 
@@ -599,7 +625,7 @@ fn near(left: &Evidence, right: &Evidence, distance: u32) -> Option<Evidence> {
 
 struct Compiler<'a> {
     input: &'a RuleSetInput,
-    pattern_texts: Vec<String>,
+    /// Pattern text (`" tor m2 "`, `" минск"` for a prefix) -> its id.
     pattern_index: FastMap<String, PatternId>,
     patterns: Vec<PatternInfo>,
     leaves: Vec<Leaf>,
@@ -608,15 +634,16 @@ struct Compiler<'a> {
     regex_terms: RegexTerms,
     /// Entity id -> index (the first entity with that id), so resolving a
     /// name costs one lookup, not a pass over every entity.
-    entity_index: HashMap<&'a str, EntityIdx>,
+    entity_index: FastMap<&'a str, EntityIdx>,
     /// Class name -> its entities, in entity order.
-    class_members: HashMap<&'a str, Vec<EntityIdx>>,
+    class_members: FastMap<&'a str, Vec<EntityIdx>>,
 }
 
 impl<'a> Compiler<'a> {
     fn new(input: &'a RuleSetInput) -> Self {
-        let mut entity_index = HashMap::with_capacity(input.entities.len());
-        let mut class_members: HashMap<&str, Vec<EntityIdx>> = HashMap::new();
+        let mut entity_index =
+            FastMap::with_capacity_and_hasher(input.entities.len(), Default::default());
+        let mut class_members: FastMap<&str, Vec<EntityIdx>> = FastMap::default();
         for (index, entity) in input.entities.iter().enumerate() {
             entity_index.entry(entity.id.as_str()).or_insert(index);
             if let Some(class) = entity.class.as_deref() {
@@ -629,12 +656,21 @@ impl<'a> Compiler<'a> {
             entity_index,
             class_members,
             input,
-            pattern_texts: Vec::new(),
             pattern_index: FastMap::default(),
             patterns: Vec::new(),
             leaves: Vec::new(),
             errors: Vec::new(),
         }
+    }
+
+    /// The text of every pattern, by id (taken out of the index, which is
+    /// not needed once every term is added).
+    fn pattern_texts(&mut self) -> Vec<String> {
+        let mut texts = vec![String::new(); self.patterns.len()];
+        for (text, id) in self.pattern_index.drain() {
+            texts[id] = text;
+        }
+        texts
     }
 
     /// Folds `term` (trailing `*` = prefix) into a pattern and registers `use_`.
@@ -654,8 +690,7 @@ impl<'a> Compiler<'a> {
             Some(&id) => id,
             None => {
                 let id = self.patterns.len();
-                self.pattern_index.insert(key.clone(), id);
-                self.pattern_texts.push(key);
+                self.pattern_index.insert(key, id);
                 self.patterns.push(PatternInfo {
                     prefix,
                     uses: Vec::new(),
