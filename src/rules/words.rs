@@ -68,9 +68,12 @@ impl Hasher for WordHasher {
         self.add(value as u64);
     }
 
+    /// The well-mixed high bits of the last product, rotated down: hash
+    /// tables index by the low bits, which a multiplication fills only from
+    /// the low bytes of its input ("R000013" and "R000014" would share them).
     #[inline]
     fn finish(&self) -> u64 {
-        self.hash
+        self.hash.rotate_left(26)
     }
 }
 
@@ -322,6 +325,18 @@ mod tests {
             hits,
             [(0, 1, 1), (0, 6, 6), (1, 1, 3), (2, 2, 2), (3, 3, 4)]
         );
+    }
+
+    #[test]
+    fn ids_that_differ_in_their_last_bytes_spread_over_the_buckets() {
+        use std::hash::BuildHasher;
+        // A table of 1,024 buckets indexes by the low 10 bits of the hash.
+        let hasher = BuildHasherDefault::<WordHasher>::default();
+        let buckets: std::collections::HashSet<u64> = (0..1000)
+            .map(|n| hasher.hash_one(format!("R{n:06}").as_str()) & 1023)
+            .collect();
+        // Random hashes would fill ~632; the raw product fills at most 32.
+        assert!(buckets.len() > 500, "{} buckets used", buckets.len());
     }
 
     #[test]
