@@ -4,14 +4,13 @@
 //! Reads the config file, `url_file`/`secret_file` files and the environment;
 //! never the network. Never puts a secret into a message.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use toml::Spanned;
 
-use super::raw::{RawConfig, RawEntity, RawRule, RawSink};
+use super::raw::{RawConfig, RawEntity, RawRule, RawSink, Table};
 use super::{Diagnostic, Secret};
 use crate::alert::payload::Severity;
 use crate::rules::expr::{self, Expr, TermKind};
@@ -508,7 +507,7 @@ impl Loader<'_> {
         }
     }
 
-    fn sinks(&mut self, raw: &BTreeMap<String, Spanned<RawSink>>) -> Vec<SinkConfig> {
+    fn sinks(&mut self, raw: &Table<Spanned<RawSink>>) -> Vec<SinkConfig> {
         if raw.is_empty() {
             return vec![SinkConfig {
                 name: DEFAULT_SINK_NAME.to_string(),

@@ -2,8 +2,10 @@
 //! keys and remember where each value is (for `FILE:LINE:COL` errors).
 //! Nothing here checks meaning; that is `load`'s job.
 
-use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
 
+use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -20,16 +22,16 @@ pub struct RawConfig {
     pub state: RawState,
     /// Named word lists, used in rules as `list:NAME`.
     #[serde(default)]
-    pub lists: BTreeMap<String, Spanned<Vec<Spanned<String>>>>,
+    pub lists: Table<Spanned<Vec<Spanned<String>>>>,
     /// Named things to recognise in every spelling, used as `entity:ID` and `class:NAME`.
     #[serde(default)]
-    pub entities: BTreeMap<String, Spanned<RawEntity>>,
+    pub entities: Table<Spanned<RawEntity>>,
     /// The alert rules; the table name is the rule id.
     #[serde(default)]
-    pub rules: BTreeMap<String, Spanned<RawRule>>,
+    pub rules: Table<Spanned<RawRule>>,
     /// Where alerts go; with no sinks at all, a file sink writing to `alerts/`.
     #[serde(default)]
-    pub sinks: BTreeMap<String, Spanned<RawSink>>,
+    pub sinks: Table<Spanned<RawSink>>,
     /// Rule tests (`[[tests]]`), run by `newswatch check` and before the
     /// daemon starts: a config whose tests fail is not valid.
     #[serde(default)]
@@ -38,7 +40,7 @@ pub struct RawConfig {
     pub server: Option<Spanned<RawServer>>,
     /// Per entity class, patterns that discover names nobody listed.
     #[serde(default)]
-    pub classes: BTreeMap<String, Spanned<RawClass>>,
+    pub classes: Table<Spanned<RawClass>>,
 }
 
 /// `[classes.NAME]`
@@ -198,4 +200,119 @@ pub struct RawSink {
     /// slack, webhook: instead of one message per alert, one message per
     /// period summarising its alerts, e.g. "1h" (default: off).
     pub digest: Option<Spanned<String>>,
+}
+
+/// A table of named items (`[entities.NAME]`, `[rules.NAME]`, ...), sorted
+/// by name like a `BTreeMap`, but built by one sort of the items in the
+/// order written (usually sorted already, which the sort sees in one pass)
+/// instead of one tree search per item: with 100,000 entities and rules the
+/// searches were an eighth of reading the file.
+#[derive(Debug)]
+pub struct Table<T> {
+    items: Vec<(String, T)>,
+}
+
+impl<T> Default for Table<T> {
+    fn default() -> Self {
+        Table { items: Vec::new() }
+    }
+}
+
+impl<T> Table<T> {
+    /// The item named `name`.
+    pub fn get(&self, name: &str) -> Option<&T> {
+        self.items
+            .binary_search_by(|(key, _)| key.as_str().cmp(name))
+            .ok()
+            .map(|index| &self.items[index].1)
+    }
+
+    /// (name, item), by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &T)> {
+        self.items.iter().map(|(name, item)| (name, item))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.items.iter().map(|(name, _)| name)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &T> {
+        self.items.iter().map(|(_, item)| item)
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Table<T> {
+    type Item = (&'a String, &'a T);
+    type IntoIter =
+        std::iter::Map<std::slice::Iter<'a, (String, T)>, fn(&(String, T)) -> (&String, &T)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.items.iter().map(|(name, item)| (name, item))
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Table<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TableVisitor<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for TableVisitor<T> {
+            type Value = Table<T>;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("a map")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Table<T>, A::Error> {
+                let mut items = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some(item) = map.next_entry::<String, T>()? {
+                    items.push(item);
+                }
+                // A name cannot come twice: the TOML parser rejects that.
+                items.sort_by(|(a, _), (b, _)| a.cmp(b));
+                Ok(Table { items })
+            }
+        }
+
+        deserializer.deserialize_map(TableVisitor(PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_table_lists_its_items_by_name_and_finds_each() {
+        #[derive(Deserialize)]
+        struct Doc {
+            entities: Table<Spanned<RawEntity>>,
+        }
+        let doc: Doc = toml::from_str(
+            r#"
+[entities.tobruk]
+aliases = ["Tobruk"]
+[entities.haftar]
+aliases = ["Haftar"]
+[entities.minsk]
+aliases = ["Minsk"]
+"#,
+        )
+        .expect("parses");
+        let names: Vec<&str> = doc.entities.keys().map(String::as_str).collect();
+        assert_eq!(names, ["haftar", "minsk", "tobruk"]);
+        for name in ["tobruk", "haftar", "minsk"] {
+            let aliases = &doc.entities.get(name).expect("found").get_ref().aliases;
+            assert_eq!(aliases.get_ref()[0].get_ref().to_lowercase(), name);
+        }
+        assert!(doc.entities.get("benghazi").is_none());
+        assert_eq!(doc.entities.len(), 3);
+    }
 }

@@ -258,9 +258,10 @@ impl AliasMatcher {
             let words: Vec<&str> = folded.words().collect();
             aliases.iter().find(|&&alias| {
                 fits(alias)
-                    && words.iter().enumerate().all(|(position, word)| {
-                        self.word_distance(alias, position, word).is_some()
-                    })
+                    && words
+                        .iter()
+                        .enumerate()
+                        .all(|(position, word)| self.word_distance(alias, position, word).is_some())
             })
         };
         exact

@@ -353,6 +353,9 @@ mod tests {
         let mut hits = Vec::new();
         trie.find(text.split_whitespace(), |p, a, b| hits.push((p, a, b)));
         hits.sort();
-        assert_eq!(hits, [(0, 0, 0), (1, 1, 1), (2, 3, 4), (3, 4, 4), (4, 4, 4)]);
+        assert_eq!(
+            hits,
+            [(0, 0, 0), (1, 1, 1), (2, 3, 4), (3, 4, 4), (4, 4, 4)]
+        );
     }
 }
