@@ -197,7 +197,12 @@ impl DuplicateIndex {
         // On a tie the entry met first wins, bands in order and the oldest
         // first within a band (a band's chain is walked newest first). An
         // entry met again in a later band ties with itself and changes
-        // nothing: comparing it again is cheaper than remembering it.
+        // nothing, so only its first meeting is compared: a story saved
+        // many times is in every band's chain, and comparing it in each
+        // would read its signature once per band. Past `met`'s size,
+        // comparing again is cheaper than remembering.
+        let mut met = [0u32; 32];
+        let mut met_count = 0;
         let mut best: Option<(usize, u32, f64)> = None;
         for (band, key) in signature.band_keys().iter().enumerate() {
             let mut next = self.newest.get(key).copied();
@@ -206,8 +211,12 @@ impl DuplicateIndex {
                     break;
                 };
                 next = Some(entry.older[band]);
-                if entry.at_ms < since_ms {
+                if entry.at_ms < since_ms || met[..met_count].contains(&number) {
                     continue;
+                }
+                if met_count < met.len() {
+                    met[met_count] = number;
+                    met_count += 1;
                 }
                 let similarity = signature.similarity(&entry.signature);
                 let older_than_best =
