@@ -53,13 +53,17 @@ impl Sender {
         Ok(Sender { client })
     }
 
-    /// Delivers `payload` (the alert JSON) to `sink`.
-    pub async fn send(&self, sink: &SinkConfig, payload: &str) -> Result<(), SendError> {
+    /// Delivers `payload` (the JSON of alert `alert_id`) to `sink`.
+    pub async fn send(
+        &self,
+        sink: &SinkConfig,
+        alert_id: &str,
+        payload: &str,
+    ) -> Result<(), SendError> {
         match &sink.kind {
             SinkKind::File { dir } => append_line(dir, payload).await,
             SinkKind::Webhook { url, secret } => {
-                let id = alert_id(payload)?;
-                self.post_webhook(sink, url, secret.as_ref(), &id, payload)
+                self.post_webhook(sink, url, secret.as_ref(), alert_id, payload)
                     .await
             }
             SinkKind::Slack { url } => {
@@ -189,18 +193,6 @@ fn slack_hook_is_broken(status: u16, body: &str) -> bool {
         "action_prohibited",
     ];
     matches!(status, 403 | 404 | 410) || BROKEN.iter().any(|error| body.trim() == *error)
-}
-
-/// The `id` of a stored alert, without building the whole `Alert` (a
-/// webhook sends the stored bytes as they are).
-fn alert_id(payload: &str) -> Result<String, SendError> {
-    #[derive(serde::Deserialize)]
-    struct Id {
-        id: String,
-    }
-    serde_json::from_str::<Id>(payload)
-        .map(|alert| alert.id)
-        .map_err(|error| SendError::Permanent(format!("stored alert is not valid: {error}")))
 }
 
 fn parse(payload: &str) -> Result<Alert, SendError> {

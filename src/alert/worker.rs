@@ -116,7 +116,9 @@ pub async fn run_sink_worker(
             }
         }
         let attempts = delivery.attempts + 1;
-        let result = sender.send(&sink, &delivery.payload).await;
+        let result = sender
+            .send(&sink, &delivery.alert_id, &delivery.payload)
+            .await;
         let delivered = result.is_ok();
         let outcome = match result {
             Ok(()) => {

@@ -90,7 +90,7 @@ pub fn run(
             };
             for &index in &rule.sinks {
                 let sink = &config.sinks[index];
-                match runtime.block_on(send_with_retries(&sender, sink, &payload)) {
+                match runtime.block_on(send_with_retries(&sender, sink, &alert.id, &payload)) {
                     Ok(()) => {
                         sent += 1;
                         println!("{}: {} -> {}", path.display(), alert.rule, sink.name);
@@ -130,11 +130,12 @@ fn article_day(alerts: &[Alert], path: &std::path::Path) -> Option<NaiveDate> {
 async fn send_with_retries(
     sender: &Sender,
     sink: &crate::config::SinkConfig,
+    alert_id: &str,
     payload: &str,
 ) -> Result<(), String> {
     let mut attempt = 1;
     loop {
-        match sender.send(sink, payload).await {
+        match sender.send(sink, alert_id, payload).await {
             Ok(()) => return Ok(()),
             Err(SendError::Permanent(message) | SendError::SinkUnhealthy(message)) => {
                 return Err(message)

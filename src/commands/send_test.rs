@@ -59,7 +59,7 @@ pub fn run(config: &Config, sink_name: &str) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let sender = Sender::new().context("cannot create the HTTP client")?;
-    match runtime.block_on(sender.send(sink, &payload)) {
+    match runtime.block_on(sender.send(sink, &alert.id, &payload)) {
         Ok(()) => {
             println!(
                 "sent a test alert to sink \"{}\" ({}): id {}",
