@@ -205,6 +205,11 @@ impl DuplicateIndex {
         let mut met_count = 0;
         let mut best: Option<(usize, u32, f64)> = None;
         for (band, key) in signature.band_keys().iter().enumerate() {
+            // An identical signature found in an earlier band cannot be
+            // beaten (a later band wins no tie).
+            if best.is_some_and(|(_, _, similarity)| similarity >= 1.0) {
+                break;
+            }
             let mut next = self.newest.get(key).copied();
             while let Some(number) = next {
                 let Some(entry) = self.entry(number) else {
