@@ -530,9 +530,12 @@ fn word_lexeme(word: &str, span: Range<usize>) -> Result<Lexeme, ParseError> {
             }),
         };
     }
-    let lower = word.to_ascii_lowercase();
-    let is_operator_word = matches!(lower.as_str(), "and" | "or" | "not" | "near" | "sentence")
-        || lower.starts_with("near/");
+    let is_operator_word = ["and", "or", "not", "near", "sentence"]
+        .iter()
+        .any(|operator| word.eq_ignore_ascii_case(operator))
+        || word
+            .get(..5)
+            .is_some_and(|head| head.eq_ignore_ascii_case("near/"));
     if is_operator_word && word != word.to_ascii_uppercase() {
         return Err(ParseError {
             message: format!(
@@ -1092,6 +1095,8 @@ mod tests {
     fn errors_point_at_the_offending_bytes() {
         let cases: &[(&str, &str, Range<usize>)] = &[
             ("a or b", "operators are upper case: write OR (to search for the word itself, quote it: \"or\")", 2..4),
+            ("a Near/5 b", "operators are upper case: write NEAR/5 (to search for the word itself, quote it: \"Near/5\")", 2..8),
+            ("Минск sentence Лукашенко", "operators are upper case: write SENTENCE (to search for the word itself, quote it: \"sentence\")", 11..19),
             ("", "empty match expression", 0..0),
             ("   ", "empty match expression", 0..3),
             ("a AND", "expected a term at the end of the expression", 5..5),
