@@ -310,19 +310,25 @@ fn shape_bit(word: &str) -> u64 {
 mod tests {
     use super::*;
 
+    /// (pattern, first word, last word) of every occurrence in `text` of
+    /// `patterns` (pattern `i` is `patterns[i]`), sorted.
+    fn occurrences(patterns: &[&str], text: &str) -> Vec<(u32, usize, usize)> {
+        let mut trie = WordTrie::new();
+        for (id, words) in patterns.iter().enumerate() {
+            trie.insert(words, id as u32);
+        }
+        let mut hits = Vec::new();
+        trie.find(text.split_whitespace(), |p, a, b| hits.push((p, a, b)));
+        hits.sort();
+        hits
+    }
+
     #[test]
     fn finds_every_overlapping_whole_word_occurrence() {
-        let mut trie = WordTrie::new();
-        trie.insert("libyan", 0);
-        trie.insert("libyan national army", 1);
-        trie.insert("national", 2);
-        trie.insert("army chief", 3);
+        let patterns = ["libyan", "libyan national army", "national", "army chief"];
         let text = "the libyan national army chief said libyan nationals";
-        let mut hits = Vec::new();
-        trie.find(text.split(' '), |p, a, b| hits.push((p, a, b)));
-        hits.sort();
         assert_eq!(
-            hits,
+            occurrences(&patterns, text),
             [(0, 1, 1), (0, 6, 6), (1, 1, 3), (2, 2, 2), (3, 3, 4)]
         );
     }
@@ -341,20 +347,18 @@ mod tests {
 
     #[test]
     fn long_words_and_patterns_sharing_their_words_are_found() {
-        let mut trie = WordTrie::new();
         // 15 bytes is the longest packed key; 16 and more are kept apart.
-        trie.insert("abcdefghijklmno", 0);
-        trie.insert("abcdefghijklmnop", 1);
-        trie.insert("counterintelligence service", 2);
-        trie.insert("service", 3);
-        trie.insert("service", 4);
+        let patterns = [
+            "abcdefghijklmno",
+            "abcdefghijklmnop",
+            "counterintelligence service",
+            "service",
+            "service",
+        ];
         let text = "abcdefghijklmno abcdefghijklmnop abcdefghijklmnopq \
                     counterintelligence service abcdefghijklmn";
-        let mut hits = Vec::new();
-        trie.find(text.split_whitespace(), |p, a, b| hits.push((p, a, b)));
-        hits.sort();
         assert_eq!(
-            hits,
+            occurrences(&patterns, text),
             [(0, 0, 0), (1, 1, 1), (2, 3, 4), (3, 4, 4), (4, 4, 4)]
         );
     }
