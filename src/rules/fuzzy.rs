@@ -215,9 +215,7 @@ impl AliasMatcher {
     fn word_distance(&self, alias: usize, position: usize, word: &str) -> Option<Closeness> {
         let alias = &self.aliases[alias];
         let target = alias.words[position].as_str();
-        let is_prefix_word = alias.prefix && position + 1 == alias.words.len();
-        let same = |form: &str| alias.spells(position, form);
-        if same(word) {
+        if alias.spells(position, word) {
             return Some(Closeness::Exact);
         }
         let latin = if alias.translit || alias.fuzzy > 0 {
@@ -225,10 +223,13 @@ impl AliasMatcher {
         } else {
             Vec::new()
         };
-        if alias.translit && latin.iter().any(|form| same(form)) {
+        if alias.translit && latin.iter().any(|form| alias.spells(position, form)) {
             return Some(Closeness::Near);
         }
-        if alias.fuzzy == 0 || is_prefix_word || target.chars().count() < FUZZY_MIN_LETTERS {
+        if alias.fuzzy == 0
+            || alias.is_prefix_word(position)
+            || target.chars().count() < FUZZY_MIN_LETTERS
+        {
             return None;
         }
         let close = |form: &str| {
@@ -275,8 +276,12 @@ impl Alias {
     /// prefix word: begins with it).
     fn spells(&self, position: usize, word: &str) -> bool {
         let target = self.words[position].as_str();
-        let is_prefix_word = self.prefix && position + 1 == self.words.len();
-        word == target || (is_prefix_word && word.starts_with(target))
+        word == target || (self.is_prefix_word(position) && word.starts_with(target))
+    }
+
+    /// Whether word `position` is the alias's prefix word (`Минск*`).
+    fn is_prefix_word(&self, position: usize) -> bool {
+        self.prefix && position + 1 == self.words.len()
     }
 }
 
