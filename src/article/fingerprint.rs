@@ -39,9 +39,12 @@ impl Signature {
             if count < SHINGLE {
                 continue;
             }
-            let hash = (0..SHINGLE)
-                .map(|age| recent[(count + age) % SHINGLE])
-                .fold(SHINGLE_SEED, |hash, word| mix(hash ^ word));
+            // Oldest word first, each weighted by its own odd multiplier:
+            // four independent multiplications and one mix per shingle.
+            let hash = mix((0..SHINGLE).fold(SHINGLE_SEED, |hash, age| {
+                let word = recent[(count + age) % SHINGLE];
+                hash.wrapping_add(word.wrapping_mul(SHINGLE_WEIGHTS[age]))
+            }));
             let slot = (hash >> (64 - SLOT_BITS)) as usize;
             slots[slot] = slots[slot].min(hash & VALUE_MASK);
         }
@@ -264,21 +267,36 @@ impl DuplicateIndex {
     }
 }
 
-/// FNV-1a over a word's bytes: stable across runs and Rust versions, since
-/// signatures are stored.
+/// A word's hash: its bytes eight at a time (little-endian, the last chunk
+/// padded with zeros), each chunk folded in by a multiplication, then its
+/// length. Stable across runs and Rust versions, since signatures are
+/// stored; the shingle hash mixes it further. (Byte-at-a-time FNV-1a, used
+/// before, was a chain of one multiplication per byte.)
 fn hash_word(word: &str) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in word.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01B3);
+    for chunk in word.as_bytes().chunks(8) {
+        let mut buffer = [0u8; 8];
+        buffer[..chunk.len()].copy_from_slice(chunk);
+        hash = (hash ^ u64::from_le_bytes(buffer))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(29);
     }
-    hash
+    hash ^ word.len() as u64
 }
 
 /// Where a shingle's hash starts. Fixed forever like the rest; it differs
-/// from the first signatures' scheme (64 hashes per shingle), so a signature
-/// stored by an older version never looks similar to a new one: it ages out.
-const SHINGLE_SEED: u64 = 0x6E77_7369_6732_0002;
+/// from every earlier scheme's (64 hashes per shingle, then four mixes per
+/// shingle over FNV-1a word hashes), so a signature stored by an older
+/// version never looks similar to a new one: it ages out.
+const SHINGLE_SEED: u64 = 0x6E77_7369_6732_0003;
+/// The multiplier of each word of a shingle, oldest first (odd, so each is
+/// a permutation of u64; the xxHash and splitmix64 constants).
+const SHINGLE_WEIGHTS: [u64; SHINGLE] = [
+    0x9E37_79B1_85EB_CA87,
+    0xC2B2_AE3D_27D4_EB4F,
+    0x1656_67B1_9E37_79F9,
+    0xBF58_476D_1CE4_E5B9,
+];
 /// log2 of [`SLOTS`]: the bits of a shingle's hash that choose its slot.
 const SLOT_BITS: u32 = SLOTS.trailing_zeros();
 const _: () = assert!(SLOTS.is_power_of_two());
