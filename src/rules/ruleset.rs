@@ -383,37 +383,39 @@ impl RuleSet {
     pub(super) fn leaf_hits(&self, normalized: &Normalized) -> LeafHits {
         let hits = self.find_hits(normalized);
         let mut leaf_spans: LeafHits = FastMap::default();
-        let mut alias_hits: FastMap<EntityIdx, Vec<TokenSpan>> = FastMap::default();
-        let mut not_hits: FastMap<EntityIdx, Vec<TokenSpan>> = FastMap::default();
+        // Alias mentions, in the order found; kept flat (no list per
+        // entity) and checked against the `not_context` phrases once all
+        // of those are known.
+        let mut alias_hits: Vec<(EntityIdx, TokenSpan)> = Vec::new();
+        let mut not_hits: Vec<(EntityIdx, TokenSpan)> = Vec::new();
         for &(pattern, span) in &hits {
             for pattern_use in &self.patterns[pattern].uses {
                 match *pattern_use {
                     PatternUse::Leaf(leaf) => {
                         leaf_spans.entry(leaf).or_default().push((span, None))
                     }
-                    PatternUse::Alias(entity) => alias_hits.entry(entity).or_default().push(span),
-                    PatternUse::NotContext(entity) => {
-                        not_hits.entry(entity).or_default().push(span)
-                    }
+                    PatternUse::Alias(entity) => alias_hits.push((entity, span)),
+                    PatternUse::NotContext(entity) => not_hits.push((entity, span)),
                 }
             }
         }
         // Misspelt and transliterated aliases (none unless configured).
-        for (entity, span) in self.alias_matcher.find(normalized) {
-            alias_hits.entry(entity).or_default().push(span);
-        }
-        for (entity, spans) in alias_hits {
-            let excluded = not_hits.get(&entity).map(Vec::as_slice).unwrap_or_default();
-            for span in spans {
-                if excluded.iter().any(|not| not.overlaps(span)) {
-                    continue;
-                }
-                for &leaf in &self.entity_leaves[entity] {
-                    leaf_spans
-                        .entry(leaf)
-                        .or_default()
-                        .push((span, Some(entity)));
-                }
+        alias_hits.extend(self.alias_matcher.find(normalized));
+        not_hits.sort_unstable();
+        for (entity, span) in alias_hits {
+            let first = not_hits.partition_point(|&(not_entity, _)| not_entity < entity);
+            let excluded = not_hits[first..]
+                .iter()
+                .take_while(|&&(not_entity, _)| not_entity == entity)
+                .any(|&(_, not)| not.overlaps(span));
+            if excluded {
+                continue;
+            }
+            for &leaf in &self.entity_leaves[entity] {
+                leaf_spans
+                    .entry(leaf)
+                    .or_default()
+                    .push((span, Some(entity)));
             }
         }
         leaf_spans
@@ -467,25 +469,33 @@ pub(super) fn to_rule_match(
     let bytes = |span: TokenSpan| {
         normalized.tokens[span.first as usize].start..normalized.tokens[span.last as usize].end
     };
-    evidence.spans.sort_unstable();
-    evidence.spans.dedup();
-    // Drop spans wholly inside another one: "visit to Minsk" already shows "Minsk".
-    let mut spans: Vec<TokenSpan> = Vec::with_capacity(evidence.spans.len());
-    for span in evidence.spans {
-        if spans.iter().any(|kept| kept.contains(span)) {
+    let spans = &mut evidence.spans;
+    spans.sort_unstable();
+    spans.dedup();
+    // Drop spans wholly inside another one: "visit to Minsk" already shows
+    // "Minsk". In place: `spans[..kept]` are the spans kept so far, in
+    // order. A span can only contain a kept one that starts where it does
+    // (sorted by start, then end), and there is at most one such, the last.
+    let mut kept = 0;
+    for index in 0..spans.len() {
+        let span = spans[index];
+        if spans[..kept].iter().any(|k| k.contains(span)) {
             continue;
         }
-        spans.retain(|kept| !span.contains(*kept));
-        spans.push(span);
+        if kept > 0 && span.contains(spans[kept - 1]) {
+            kept -= 1;
+        }
+        spans[kept] = span;
+        kept += 1;
     }
-    spans.sort_unstable();
+    spans.truncate(kept);
     evidence
         .entities
         .sort_unstable_by_key(|&(entity, span)| (span, entity));
     evidence.entities.dedup();
     RuleMatch {
         rule,
-        spans: spans.into_iter().map(bytes).collect(),
+        spans: evidence.spans.iter().map(|&span| bytes(span)).collect(),
         entities: evidence
             .entities
             .into_iter()
