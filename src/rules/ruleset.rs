@@ -511,7 +511,12 @@ pub(super) fn evaluate(node: &Node, hits: &ArticleHits) -> Option<Evidence> {
     match node {
         Node::Leaf(leaf) => {
             let spans = hits.leaves.get(leaf)?;
-            let mut evidence = Evidence::default();
+            // Sized up front: a leaf is evaluated once per touched rule.
+            let mentions = spans.iter().filter(|(_, entity)| entity.is_some()).count();
+            let mut evidence = Evidence {
+                spans: Vec::with_capacity(spans.len()),
+                entities: Vec::with_capacity(mentions),
+            };
             for &(span, entity) in spans {
                 evidence.spans.push(span);
                 if let Some(entity) = entity {
