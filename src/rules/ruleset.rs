@@ -384,8 +384,8 @@ impl RuleSet {
         let hits = self.find_hits(normalized);
         let mut leaf_spans: LeafHits = FastMap::default();
         // Alias mentions, in the order found; kept flat (no list per
-        // entity) and checked against the `not_context` phrases once all
-        // of those are known.
+        // entity) and checked against the entities' `not` contexts once
+        // all of those are known.
         let mut alias_hits: Vec<(EntityIdx, TokenSpan)> = Vec::new();
         let mut not_hits: Vec<(EntityIdx, TokenSpan)> = Vec::new();
         for &(pattern, span) in &hits {
