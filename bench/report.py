@@ -8,6 +8,8 @@ import platform
 import statistics
 import subprocess
 
+from rg_match import scan_floor
+
 PEER_LABEL = {
     "pyahocorasick": "pyahocorasick + whole-word filter",
     "hyperscan": "hyperscan literal + whole-word callback",
@@ -46,11 +48,11 @@ def ratio(a, b):
 
 def rg_scan_mb(variant):
     """ripgrep's scan MB/s, or None when its scan time (the run minus the same
-    command on an empty folder) is within the start-up's jitter (5 ms or 5% of
-    the run; rg_match.py's floor, applied here too for older result files)."""
+    command on an empty folder) is within the start-up's jitter (rg_match.py's
+    floor, applied here too for result files written before it had one)."""
     if not variant or not variant.get("mb_per_s") or "scan_s" not in variant:
         return None
-    if variant["scan_s"] < max(0.005, 0.05 * variant["total_s_median"]):
+    if variant["scan_s"] < scan_floor(variant["total_s_median"]):
         return None
     return variant["mb_per_s"]
 
