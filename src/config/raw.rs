@@ -229,7 +229,7 @@ impl<T> Table<T> {
 
     /// (name, item), by name.
     pub fn iter(&self) -> impl Iterator<Item = (&String, &T)> {
-        self.items.iter().map(|(name, item)| (name, item))
+        self.into_iter()
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &String> {
