@@ -228,7 +228,7 @@ impl WordTrie {
             + self
                 .shared_ends
                 .iter()
-                .map(|e| e.capacity() * 4 + 24)
+                .map(|e| e.capacity() * 4 + std::mem::size_of::<Vec<u32>>())
                 .sum::<usize>()
     }
 
