@@ -202,10 +202,9 @@ impl DuplicateIndex {
         // entry met again in a later band ties with itself and changes
         // nothing, so only its first meeting is compared: a story saved
         // many times is in every band's chain, and comparing it in each
-        // would read its signature once per band. Past `met`'s size,
-        // comparing again is cheaper than remembering.
-        let mut met = [0u32; 32];
-        let mut met_count = 0;
+        // would read its signature once per band. `met` has a bit per
+        // entry kept (2.5 KB for 20,000), so each is compared at most once.
+        let mut met = vec![0u64; self.entries.len().div_ceil(64)];
         let mut best: Option<(usize, u32, f64)> = None;
         for (band, key) in signature.band_keys().iter().enumerate() {
             // An identical signature found in an earlier band cannot be
@@ -219,13 +218,12 @@ impl DuplicateIndex {
                     break;
                 };
                 next = Some(entry.older[band]);
-                if entry.at_ms < since_ms || met[..met_count].contains(&number) {
+                let offset = number.wrapping_sub(self.dropped) as usize;
+                let (word, bit) = (offset / 64, 1u64 << (offset % 64));
+                if entry.at_ms < since_ms || met[word] & bit != 0 {
                     continue;
                 }
-                if met_count < met.len() {
-                    met[met_count] = number;
-                    met_count += 1;
-                }
+                met[word] |= bit;
                 let similarity = signature.similarity(&entry.signature);
                 let older_than_best =
                     |best: u32| number.wrapping_sub(self.dropped) < best.wrapping_sub(self.dropped);
@@ -385,6 +383,26 @@ mod tests {
         );
         index.prune(5);
         assert_eq!(index.len(), 1);
+    }
+
+    #[test]
+    fn a_story_saved_many_times_yields_its_oldest_kept_copy() {
+        // 120 copies in every band's chain, 70 of them dropped: each kept
+        // copy is compared once, and the oldest kept one wins the tie.
+        let mut index = DuplicateIndex::new(50);
+        let story = signature(STORY);
+        for copy in 0..120 {
+            index.insert(format!("copy{copy}"), copy, story.clone());
+        }
+        assert_eq!(index.best_match(&story, 0), Some(("copy70", 1.0)));
+        assert_eq!(
+            index.best_match(&story, 100).map(|(id, _)| id),
+            Some("copy100")
+        );
+        let rerun = signature(&STORY.replace("on Sunday", "on 25 May"));
+        let (id, similarity) = index.best_match(&rerun, 0).expect("a match");
+        assert_eq!(id, "copy70");
+        assert!((DUPLICATE_SIMILARITY..1.0).contains(&similarity));
     }
 
     #[test]
