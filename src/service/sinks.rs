@@ -90,7 +90,7 @@ impl SinkWorkers {
 
     /// Starts a worker for `sink` (it opens its own database connection).
     pub fn start(&mut self, sink: &SinkConfig) -> Result<(), StoreError> {
-        let store = Store::open(&self.state_dir)?;
+        let store = Store::open_for_delivery(&self.state_dir)?;
         let wake = Arc::new(Notify::new());
         let cancel = self.cancel.child_token();
         let handle = self.tracker.spawn(run_sink_worker(

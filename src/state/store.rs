@@ -145,6 +145,21 @@ impl Store {
         Self::init(connection)
     }
 
+    /// [`Store::open`] for a sink worker, whose writes only settle
+    /// deliveries (delivered, retry time, dead letter): they are committed
+    /// without waiting for the disk (`synchronous=NORMAL`), instead of an
+    /// `fsync` per delivered alert. A crash or kill of the process loses
+    /// none of them; a power cut or kernel crash may lose the last few, and
+    /// the alerts they settled are then sent again (at least once). The
+    /// outbox rows themselves are written by the recorder, which waits.
+    pub fn open_for_delivery(dir: &Path) -> Result<Store, StoreError> {
+        let store = Self::open(dir)?;
+        store
+            .connection
+            .pragma_update(None, "synchronous", "NORMAL")?;
+        Ok(store)
+    }
+
     /// A private in-memory database: `newswatch test` keeps nothing.
     pub fn open_in_memory() -> Result<Store, StoreError> {
         Self::init(Connection::open_in_memory()?)
@@ -423,5 +438,32 @@ mod tests {
         let store = Store::open(dir.path()).expect("reopen");
         assert!(store.article_processed("a1").expect("query"));
         assert_eq!(store.pending_count().expect("count"), 1);
+    }
+
+    #[test]
+    fn only_a_sink_worker_commits_without_waiting_for_the_disk() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let synchronous = |store: &Store| -> i64 {
+            store
+                .connection
+                .query_row("PRAGMA synchronous", [], |row| row.get(0))
+                .expect("pragma")
+        };
+        let mut recorder = Store::open(dir.path()).expect("open");
+        let worker = Store::open_for_delivery(dir.path()).expect("open");
+        assert_eq!(
+            (synchronous(&recorder), synchronous(&worker)),
+            (2, 1),
+            "FULL, NORMAL"
+        );
+        assert!(recorder
+            .commit_article(&processed("a1", "seeds/a.txt"))
+            .expect("commit"));
+        let queued = worker
+            .next_pending("archive")
+            .expect("query")
+            .expect("the recorder's row");
+        worker.mark_delivered(queued.seq, 1).expect("mark");
+        assert_eq!(recorder.pending_count().expect("count"), 0);
     }
 }
