@@ -41,7 +41,10 @@ pub struct Delivery {
     pub last_error: Option<String>,
 }
 
-const COLUMNS: &str = "seq, id, sink, alert_id, rule, article_id, payload, status, attempts, created_at_ms, next_attempt_ms, last_error";
+/// The columns of a [`Delivery`], from `outbox` joined with its alert's
+/// payload (`FROM {OUTBOX}`).
+const COLUMNS: &str = "outbox.seq, outbox.id, outbox.sink, outbox.alert_id, outbox.rule, outbox.article_id, alert_payloads.payload, outbox.status, outbox.attempts, outbox.created_at_ms, outbox.next_attempt_ms, outbox.last_error";
+const OUTBOX: &str = "outbox JOIN alert_payloads ON alert_payloads.alert_id = outbox.alert_id";
 
 fn delivery(row: &Row<'_>) -> rusqlite::Result<Delivery> {
     let status: String = row.get(7)?;
@@ -112,7 +115,9 @@ impl Store {
 
     /// Pending and dead deliveries, oldest first.
     pub fn undelivered(&self) -> Result<Vec<Delivery>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM outbox WHERE status != 'delivered' ORDER BY seq");
+        let sql = format!(
+            "SELECT {COLUMNS} FROM {OUTBOX} WHERE outbox.status != 'delivered' ORDER BY outbox.seq"
+        );
         let mut statement = self.connection.prepare(&sql)?;
         let rows = statement.query_map([], delivery)?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -124,7 +129,7 @@ impl Store {
     /// first (a digest, or a worker's next few sends).
     pub fn pending_for_sink(&self, sink: &str, limit: usize) -> Result<Vec<Delivery>, StoreError> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM outbox WHERE sink = ?1 AND status = 'pending' ORDER BY seq LIMIT ?2"
+            "SELECT {COLUMNS} FROM {OUTBOX} WHERE outbox.sink = ?1 AND outbox.status = 'pending' ORDER BY outbox.seq LIMIT ?2"
         );
         let mut statement = self.connection.prepare_cached(&sql)?;
         let rows = statement.query_map(params![sink, limit as i64], delivery)?;

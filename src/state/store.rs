@@ -68,6 +68,11 @@ pub struct Store {
     pub(super) connection: Connection,
 }
 
+/// The schema. An alert's JSON (the webhook body, a few KB) is kept once in
+/// `alert_payloads`, not in each of its `outbox` rows: the rows are what a
+/// sink worker updates, one per delivered alert, and SQLite rewrites a
+/// whole row, overflow pages included, on every update (a 5.4 KB payload
+/// made each "delivered" mark write 20 KB to the WAL instead of 8 KB).
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS articles (
     id TEXT PRIMARY KEY,
@@ -94,7 +99,6 @@ CREATE TABLE IF NOT EXISTS outbox (
     alert_id TEXT NOT NULL,
     rule TEXT NOT NULL,
     article_id TEXT NOT NULL,
-    payload TEXT NOT NULL,
     status TEXT NOT NULL DEFAULT 'pending',
     attempts INTEGER NOT NULL DEFAULT 0,
     created_at_ms INTEGER NOT NULL,
@@ -102,6 +106,10 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (sink, status, seq);
+CREATE TABLE IF NOT EXISTS alert_payloads (
+    alert_id TEXT PRIMARY KEY,
+    payload TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS fingerprints (
     article_id TEXT PRIMARY KEY,
     signature BLOB NOT NULL,
@@ -126,6 +134,50 @@ CREATE TABLE IF NOT EXISTS rule_hits (
     PRIMARY KEY (rule, article_id)
 );
 ";
+
+/// Upgrades a database written before `alert_payloads` existed (its
+/// `outbox` rows carried their payload): copies the payloads over and drops
+/// the column, in one transaction, once. Connections opened at the same time
+/// wait for the write lock and then find nothing left to do.
+fn move_payloads_out_of_the_outbox(connection: &Connection) -> Result<(), StoreError> {
+    let has_payload = |connection: &Connection| -> rusqlite::Result<bool> {
+        connection
+            .prepare("SELECT 1 FROM pragma_table_info('outbox') WHERE name = 'payload'")?
+            .exists([])
+    };
+    if !has_payload(connection)? {
+        return Ok(());
+    }
+    connection.execute_batch("BEGIN IMMEDIATE")?;
+    let moved = (|| -> rusqlite::Result<usize> {
+        if !has_payload(connection)? {
+            return Ok(0);
+        }
+        let moved = connection.execute(
+            "INSERT OR IGNORE INTO alert_payloads (alert_id, payload)
+             SELECT alert_id, payload FROM outbox ORDER BY seq",
+            [],
+        )?;
+        connection.execute_batch("ALTER TABLE outbox DROP COLUMN payload")?;
+        Ok(moved)
+    })();
+    match moved {
+        Ok(moved) => {
+            connection.execute_batch("COMMIT")?;
+            if moved > 0 {
+                tracing::info!(
+                    alerts = moved,
+                    "database upgraded: alert payloads moved out of the outbox"
+                );
+            }
+            Ok(())
+        }
+        Err(e) => {
+            let _ = connection.execute_batch("ROLLBACK");
+            Err(e.into())
+        }
+    }
+}
 
 impl Store {
     /// Opens (creating when missing) `dir/newswatch.db`.
@@ -167,6 +219,7 @@ impl Store {
 
     fn init(connection: Connection) -> Result<Store, StoreError> {
         connection.execute_batch(SCHEMA)?;
+        move_payloads_out_of_the_outbox(&connection)?;
         // Every hot query is a cached statement; the pipeline alone has about 16.
         connection.set_prepared_statement_cache_capacity(48);
         Ok(Store { connection })
@@ -252,8 +305,12 @@ impl Store {
                 "INSERT OR IGNORE INTO seen (rule, entity, article_id, seen_at_ms) VALUES (?1, ?2, ?3, ?4)",
             )?;
             let mut insert_delivery = transaction.prepare_cached(
-                "INSERT OR IGNORE INTO outbox (id, sink, alert_id, rule, article_id, payload, created_at_ms, next_attempt_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+                "INSERT OR IGNORE INTO outbox (id, sink, alert_id, rule, article_id, created_at_ms, next_attempt_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+            )?;
+            // Once per alert, however many sinks it goes to.
+            let mut insert_payload = transaction.prepare_cached(
+                "INSERT OR IGNORE INTO alert_payloads (alert_id, payload) VALUES (?1, ?2)",
             )?;
             let mut insert_fingerprint = transaction.prepare_cached(
                 "INSERT OR REPLACE INTO fingerprints (article_id, signature, at_ms) VALUES (?1, ?2, ?3)",
@@ -320,13 +377,13 @@ impl Store {
                     ])?;
                 }
                 for delivery in &processed.deliveries {
+                    insert_payload.execute(params![delivery.alert_id, delivery.payload])?;
                     insert_delivery.execute(params![
                         delivery_id(&delivery.alert_id, &delivery.sink),
                         delivery.sink,
                         delivery.alert_id,
                         delivery.rule,
                         processed.article_id,
-                        delivery.payload,
                         processed.now_ms
                     ])?;
                 }
@@ -465,5 +522,68 @@ mod tests {
             .expect("the recorder's row");
         worker.mark_delivered(queued.seq, 1).expect("mark");
         assert_eq!(recorder.pending_count().expect("count"), 0);
+    }
+
+    #[test]
+    fn a_database_with_payloads_in_its_outbox_is_upgraded_without_losing_a_delivery() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            // The outbox as newswatch wrote it before `alert_payloads`.
+            let old = Connection::open(dir.path().join("newswatch.db")).expect("open");
+            old.execute_batch(
+                "CREATE TABLE outbox (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    id TEXT NOT NULL UNIQUE,
+                    sink TEXT NOT NULL,
+                    alert_id TEXT NOT NULL,
+                    rule TEXT NOT NULL,
+                    article_id TEXT NOT NULL,
+                    payload TEXT NOT NULL,
+                    status TEXT NOT NULL DEFAULT 'pending',
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    created_at_ms INTEGER NOT NULL,
+                    next_attempt_ms INTEGER NOT NULL,
+                    last_error TEXT
+                );
+                CREATE INDEX outbox_due ON outbox (sink, status, seq);
+                INSERT INTO outbox (id, sink, alert_id, rule, article_id, payload, status, created_at_ms, next_attempt_ms)
+                VALUES ('a1:hook', 'hook', 'a1', 'tobruk', 'x', '{\"id\":\"a1\"}', 'delivered', 1, 1),
+                       ('a2:hook', 'hook', 'a2', 'tobruk', 'y', '{\"id\":\"a2\"}', 'pending', 2, 2),
+                       ('a2:slack', 'slack', 'a2', 'tobruk', 'y', '{\"id\":\"a2\"}', 'dead', 2, 2);",
+            )
+            .expect("old schema");
+        }
+        let first = Store::open(dir.path()).expect("upgrade");
+        let second = Store::open(dir.path()).expect("open again");
+        let pending = second.next_pending("hook").expect("query").expect("a2");
+        assert_eq!(
+            (pending.alert_id.as_str(), pending.payload.as_str()),
+            ("a2", r#"{"id":"a2"}"#)
+        );
+        let undelivered = first.undelivered().expect("list");
+        assert_eq!(
+            undelivered
+                .iter()
+                .map(|d| (d.id.as_str(), d.payload.as_str()))
+                .collect::<Vec<_>>(),
+            [
+                ("a2:hook", r#"{"id":"a2"}"#),
+                ("a2:slack", r#"{"id":"a2"}"#)
+            ]
+        );
+        let payloads: i64 = first
+            .connection
+            .query_row("SELECT COUNT(*) FROM alert_payloads", [], |row| row.get(0))
+            .expect("count");
+        assert_eq!(payloads, 2, "one per alert, not per sink");
+        let columns: Vec<String> = first
+            .connection
+            .prepare("SELECT name FROM pragma_table_info('outbox')")
+            .expect("prepare")
+            .query_map([], |row| row.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("columns");
+        assert!(!columns.iter().any(|c| c == "payload"), "{columns:?}");
     }
 }
