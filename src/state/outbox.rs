@@ -44,7 +44,7 @@ pub struct Delivery {
 /// The columns of a [`Delivery`], from `outbox` joined with its alert's
 /// payload (`FROM {OUTBOX}`).
 const COLUMNS: &str = "outbox.seq, outbox.id, outbox.sink, outbox.alert_id, outbox.rule, outbox.article_id, alert_payloads.payload, outbox.status, outbox.attempts, outbox.created_at_ms, outbox.next_attempt_ms, outbox.last_error";
-const OUTBOX: &str = "outbox JOIN alert_payloads ON alert_payloads.alert_id = outbox.alert_id";
+const OUTBOX: &str = "outbox JOIN alert_payloads ON alert_payloads.id = outbox.payload_id";
 
 fn delivery(row: &Row<'_>) -> rusqlite::Result<Delivery> {
     let status: String = row.get(7)?;
@@ -207,6 +207,28 @@ mod tests {
                 })
                 .expect("commit");
         }
+        let payloads = |store: &Store| -> i64 {
+            store
+                .connection
+                .query_row("SELECT COUNT(*) FROM alert_payloads", [], |row| row.get(0))
+                .expect("count")
+        };
+        assert_eq!(payloads(&store), 2, "one per alert, not one per sink");
+        // The same alerts again (from another article): nothing new is
+        // queued, and no second copy of a payload is kept.
+        store
+            .commit_article(&ProcessedArticle {
+                article_id: "a3".to_string(),
+                deliveries: vec![NewDelivery {
+                    sink: "slack".to_string(),
+                    alert_id: "a1r1".to_string(),
+                    rule: "r1".to_string(),
+                    payload: "{}".to_string(),
+                }],
+                ..ProcessedArticle::default()
+            })
+            .expect("commit");
+        assert_eq!(payloads(&store), 2);
         let first = store
             .next_pending("slack")
             .expect("query")

@@ -72,7 +72,9 @@ pub struct Store {
 /// `alert_payloads`, not in each of its `outbox` rows: the rows are what a
 /// sink worker updates, one per delivered alert, and SQLite rewrites a
 /// whole row, overflow pages included, on every update (a 5.4 KB payload
-/// made each "delivered" mark write 20 KB to the WAL instead of 8 KB).
+/// made each "delivered" mark write 20 KB to the WAL instead of 8 KB). The
+/// payloads are keyed by an integer, appended in order: a key by alert id
+/// (a hash) would put each insert on a random page of its index.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS articles (
     id TEXT PRIMARY KEY,
@@ -99,6 +101,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     alert_id TEXT NOT NULL,
     rule TEXT NOT NULL,
     article_id TEXT NOT NULL,
+    payload_id INTEGER NOT NULL,
     status TEXT NOT NULL DEFAULT 'pending',
     attempts INTEGER NOT NULL DEFAULT 0,
     created_at_ms INTEGER NOT NULL,
@@ -107,7 +110,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (sink, status, seq);
 CREATE TABLE IF NOT EXISTS alert_payloads (
-    alert_id TEXT PRIMARY KEY,
+    id INTEGER PRIMARY KEY,
     payload TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS fingerprints (
@@ -136,9 +139,10 @@ CREATE TABLE IF NOT EXISTS rule_hits (
 ";
 
 /// Upgrades a database written before `alert_payloads` existed (its
-/// `outbox` rows carried their payload): copies the payloads over and drops
-/// the column, in one transaction, once. Connections opened at the same time
-/// wait for the write lock and then find nothing left to do.
+/// `outbox` rows carried their payload): copies each row's payload over,
+/// under the row's `seq`, and drops the column, in one transaction, once.
+/// Connections opened at the same time wait for the write lock and then
+/// find nothing left to do.
 fn move_payloads_out_of_the_outbox(connection: &Connection) -> Result<(), StoreError> {
     let has_payload = |connection: &Connection| -> rusqlite::Result<bool> {
         connection
@@ -154,11 +158,14 @@ fn move_payloads_out_of_the_outbox(connection: &Connection) -> Result<(), StoreE
             return Ok(0);
         }
         let moved = connection.execute(
-            "INSERT OR IGNORE INTO alert_payloads (alert_id, payload)
-             SELECT alert_id, payload FROM outbox ORDER BY seq",
+            "INSERT INTO alert_payloads (id, payload) SELECT seq, payload FROM outbox",
             [],
         )?;
-        connection.execute_batch("ALTER TABLE outbox DROP COLUMN payload")?;
+        connection.execute_batch(
+            "ALTER TABLE outbox ADD COLUMN payload_id INTEGER;
+             UPDATE outbox SET payload_id = seq;
+             ALTER TABLE outbox DROP COLUMN payload;",
+        )?;
         Ok(moved)
     })();
     match moved {
@@ -305,13 +312,13 @@ impl Store {
                 "INSERT OR IGNORE INTO seen (rule, entity, article_id, seen_at_ms) VALUES (?1, ?2, ?3, ?4)",
             )?;
             let mut insert_delivery = transaction.prepare_cached(
-                "INSERT OR IGNORE INTO outbox (id, sink, alert_id, rule, article_id, created_at_ms, next_attempt_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                "INSERT OR IGNORE INTO outbox (id, sink, alert_id, rule, article_id, payload_id, created_at_ms, next_attempt_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
             )?;
-            // Once per alert, however many sinks it goes to.
-            let mut insert_payload = transaction.prepare_cached(
-                "INSERT OR IGNORE INTO alert_payloads (alert_id, payload) VALUES (?1, ?2)",
-            )?;
+            let mut insert_payload =
+                transaction.prepare_cached("INSERT INTO alert_payloads (payload) VALUES (?1)")?;
+            let mut delete_payload =
+                transaction.prepare_cached("DELETE FROM alert_payloads WHERE id = ?1")?;
             let mut insert_fingerprint = transaction.prepare_cached(
                 "INSERT OR REPLACE INTO fingerprints (article_id, signature, at_ms) VALUES (?1, ?2, ?3)",
             )?;
@@ -376,16 +383,30 @@ impl Store {
                         processed.now_ms
                     ])?;
                 }
-                for delivery in &processed.deliveries {
-                    insert_payload.execute(params![delivery.alert_id, delivery.payload])?;
-                    insert_delivery.execute(params![
-                        delivery_id(&delivery.alert_id, &delivery.sink),
-                        delivery.sink,
-                        delivery.alert_id,
-                        delivery.rule,
-                        processed.article_id,
-                        processed.now_ms
-                    ])?;
+                // An alert's deliveries (one per sink) are adjacent: its
+                // payload is stored once, and removed again if every one of
+                // them had been queued before (the same alert id).
+                for deliveries in processed
+                    .deliveries
+                    .chunk_by(|a, b| a.alert_id == b.alert_id)
+                {
+                    insert_payload.execute([&deliveries[0].payload])?;
+                    let payload_id = transaction.last_insert_rowid();
+                    let mut queued = 0;
+                    for delivery in deliveries {
+                        queued += insert_delivery.execute(params![
+                            delivery_id(&delivery.alert_id, &delivery.sink),
+                            delivery.sink,
+                            delivery.alert_id,
+                            delivery.rule,
+                            processed.article_id,
+                            payload_id,
+                            processed.now_ms
+                        ])?;
+                    }
+                    if queued == 0 {
+                        delete_payload.execute([payload_id])?;
+                    }
                 }
             }
         }
@@ -575,7 +596,7 @@ mod tests {
             .connection
             .query_row("SELECT COUNT(*) FROM alert_payloads", [], |row| row.get(0))
             .expect("count");
-        assert_eq!(payloads, 2, "one per alert, not per sink");
+        assert_eq!(payloads, 3, "the old rows' payloads, one each");
         let columns: Vec<String> = first
             .connection
             .prepare("SELECT name FROM pragma_table_info('outbox')")
