@@ -271,13 +271,25 @@ impl DuplicateIndex {
 /// stored; the shingle hash mixes it further. (Byte-at-a-time FNV-1a, used
 /// before, was a chain of one multiplication per byte.)
 fn hash_word(word: &str) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for chunk in word.as_bytes().chunks(8) {
-        let mut buffer = [0u8; 8];
-        buffer[..chunk.len()].copy_from_slice(chunk);
-        hash = (hash ^ u64::from_le_bytes(buffer))
+    let step = |hash: u64, chunk: u64| {
+        (hash ^ chunk)
             .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            .rotate_left(29);
+            .rotate_left(29)
+    };
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut chunks = word.as_bytes().chunks_exact(8);
+    for chunk in &mut chunks {
+        hash = step(hash, u64::from_le_bytes(chunk.try_into().unwrap_or_default()));
+    }
+    // The last 1 to 7 bytes, little-endian and zero-padded, as a chunk of
+    // their own (built byte by byte: a copy of a variable length is a call).
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let tail = rest
+            .iter()
+            .rev()
+            .fold(0u64, |tail, &byte| (tail << 8) | u64::from(byte));
+        hash = step(hash, tail);
     }
     hash ^ word.len() as u64
 }
