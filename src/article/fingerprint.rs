@@ -279,7 +279,10 @@ fn hash_word(word: &str) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let mut chunks = word.as_bytes().chunks_exact(8);
     for chunk in &mut chunks {
-        hash = step(hash, u64::from_le_bytes(chunk.try_into().unwrap_or_default()));
+        hash = step(
+            hash,
+            u64::from_le_bytes(chunk.try_into().unwrap_or_default()),
+        );
     }
     // The last 1 to 7 bytes, little-endian and zero-padded, as a chunk of
     // their own (built byte by byte: a copy of a variable length is a call).

@@ -143,7 +143,7 @@ CREATE TABLE IF NOT EXISTS rule_hits (
 /// under the row's `seq`, and drops the column, in one transaction, once.
 /// Connections opened at the same time wait for the write lock and then
 /// find nothing left to do.
-fn move_payloads_out_of_the_outbox(connection: &Connection) -> Result<(), StoreError> {
+fn move_payloads_out_of_the_outbox(connection: &mut Connection) -> Result<(), StoreError> {
     let has_payload = |connection: &Connection| -> rusqlite::Result<bool> {
         connection
             .prepare("SELECT 1 FROM pragma_table_info('outbox') WHERE name = 'payload'")?
@@ -152,38 +152,29 @@ fn move_payloads_out_of_the_outbox(connection: &Connection) -> Result<(), StoreE
     if !has_payload(connection)? {
         return Ok(());
     }
-    connection.execute_batch("BEGIN IMMEDIATE")?;
-    let moved = (|| -> rusqlite::Result<usize> {
-        if !has_payload(connection)? {
-            return Ok(0);
-        }
-        let moved = connection.execute(
-            "INSERT INTO alert_payloads (id, payload) SELECT seq, payload FROM outbox",
-            [],
-        )?;
-        connection.execute_batch(
-            "ALTER TABLE outbox ADD COLUMN payload_id INTEGER;
-             UPDATE outbox SET payload_id = seq;
-             ALTER TABLE outbox DROP COLUMN payload;",
-        )?;
-        Ok(moved)
-    })();
-    match moved {
-        Ok(moved) => {
-            connection.execute_batch("COMMIT")?;
-            if moved > 0 {
-                tracing::info!(
-                    alerts = moved,
-                    "database upgraded: alert payloads moved out of the outbox"
-                );
-            }
-            Ok(())
-        }
-        Err(e) => {
-            let _ = connection.execute_batch("ROLLBACK");
-            Err(e.into())
-        }
+    // Rolled back when dropped without a commit (an error below).
+    let transaction =
+        connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    if !has_payload(&transaction)? {
+        return Ok(());
     }
+    let moved = transaction.execute(
+        "INSERT INTO alert_payloads (id, payload) SELECT seq, payload FROM outbox",
+        [],
+    )?;
+    transaction.execute_batch(
+        "ALTER TABLE outbox ADD COLUMN payload_id INTEGER;
+         UPDATE outbox SET payload_id = seq;
+         ALTER TABLE outbox DROP COLUMN payload;",
+    )?;
+    transaction.commit()?;
+    if moved > 0 {
+        tracing::info!(
+            alerts = moved,
+            "database upgraded: alert payloads moved out of the outbox"
+        );
+    }
+    Ok(())
 }
 
 impl Store {
@@ -224,9 +215,9 @@ impl Store {
         Self::init(Connection::open_in_memory()?)
     }
 
-    fn init(connection: Connection) -> Result<Store, StoreError> {
+    fn init(mut connection: Connection) -> Result<Store, StoreError> {
         connection.execute_batch(SCHEMA)?;
-        move_payloads_out_of_the_outbox(&connection)?;
+        move_payloads_out_of_the_outbox(&mut connection)?;
         // Every hot query is a cached statement; the pipeline alone has about 16.
         connection.set_prepared_statement_cache_capacity(48);
         Ok(Store { connection })
