@@ -188,10 +188,16 @@ impl DuplicateIndex {
         self.entries.is_empty()
     }
 
+    /// Where entry `number` is (or was) in `entries`: its age rank, oldest 0.
+    fn offset(&self, number: u32) -> usize {
+        number.wrapping_sub(self.dropped) as usize
+    }
+
     /// Entry `number`, unless it was dropped (or is [`NONE`]).
     fn entry(&self, number: u32) -> Option<&Entry> {
-        let offset = number.wrapping_sub(self.dropped) as usize;
-        self.entries.get(offset).filter(|_| number != NONE)
+        self.entries
+            .get(self.offset(number))
+            .filter(|_| number != NONE)
     }
 
     /// The most similar entry since `since_ms` at [`DUPLICATE_SIMILARITY`]
@@ -218,15 +224,14 @@ impl DuplicateIndex {
                     break;
                 };
                 next = Some(entry.older[band]);
-                let offset = number.wrapping_sub(self.dropped) as usize;
+                let offset = self.offset(number);
                 let (word, bit) = (offset / 64, 1u64 << (offset % 64));
                 if entry.at_ms < since_ms || met[word] & bit != 0 {
                     continue;
                 }
                 met[word] |= bit;
                 let similarity = signature.similarity(&entry.signature);
-                let older_than_best =
-                    |best: u32| number.wrapping_sub(self.dropped) < best.wrapping_sub(self.dropped);
+                let older_than_best = |best: u32| offset < self.offset(best);
                 let better = best.is_none_or(|(best_band, best_number, b)| {
                     similarity > b
                         || (similarity == b && band == best_band && older_than_best(best_number))
