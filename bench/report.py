@@ -329,8 +329,8 @@ def main():
         x = b / r["mb_per_s"] if b and r else None
         row("K=10,000: ≥ {}× {}".format(factor, e), "{:.1f}×".format(x) if x else "–", (x >= factor) if x else None)
     rg = ((peers.get(("rg", k10)) or {}).get("variants") or {}).get("spec") or {}
-    if rg_scan_mb(rg) and b:
-        rg_mb = rg_scan_mb(rg)
+    rg_mb = rg_scan_mb(rg)
+    if rg_mb and b:
         row("K=10,000: ≥ 0.5× ripgrep `-F -i`", "{:.1f}× (rg scan {} MB/s)".format(b / rg_mb, fmt(rg_mb)),
             b / rg_mb >= 0.5)
     elif "timeout_s" in rg:
