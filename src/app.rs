@@ -65,15 +65,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             watch_dir.display()
         );
     }
-    let open_store = || {
-        Store::open(&config.state_dir).with_context(|| {
+    let open_with = |open: fn(&std::path::Path) -> Result<Store, _>| {
+        open(&config.state_dir).with_context(|| {
             format!(
                 "cannot open the state database in {}",
                 config.state_dir.display()
             )
         })
     };
-    let store = open_store()?;
+    let open_store = || open_with(Store::open);
+    let store = open_with(Store::open_for_recording)?;
     let pending = store.pending_count().context("cannot read the outbox")?;
     let readers = std::thread::available_parallelism()
         .map_or(1, usize::from)

@@ -13,11 +13,13 @@ pub struct OutboxCounts {
     pub dead: u64,
 }
 
+/// Uses the outbox's index of undelivered rows, whatever the outbox's size.
+pub(super) const OUTBOX_COUNTS: &str =
+    "SELECT status, COUNT(*) FROM outbox WHERE status != 'delivered' GROUP BY status";
+
 impl Store {
     pub fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
-        let mut statement = self.connection.prepare_cached(
-            "SELECT status, COUNT(*) FROM outbox WHERE status != 'delivered' GROUP BY status",
-        )?;
+        let mut statement = self.connection.prepare_cached(OUTBOX_COUNTS)?;
         let mut counts = OutboxCounts::default();
         let rows = statement.query_map([], |row| {
             Ok((row.get::<_, String>(0)?, row.get::<_, u64>(1)?))

@@ -41,10 +41,27 @@ pub struct Delivery {
     pub last_error: Option<String>,
 }
 
-/// The columns of a [`Delivery`], from `outbox` joined with its alert's
-/// payload (`FROM {OUTBOX}`).
-const COLUMNS: &str = "outbox.seq, outbox.id, outbox.sink, outbox.alert_id, outbox.rule, outbox.article_id, alert_payloads.payload, outbox.status, outbox.attempts, outbox.created_at_ms, outbox.next_attempt_ms, outbox.last_error";
-const OUTBOX: &str = "outbox JOIN alert_payloads ON alert_payloads.id = outbox.payload_id";
+/// `SELECT` of the columns of a [`Delivery`], from `outbox` joined with its
+/// alert's payload, followed by the rest of the query.
+macro_rules! select_deliveries {
+    ($rest:literal) => {
+        concat!(
+            "SELECT outbox.seq, outbox.id, outbox.sink, outbox.alert_id, outbox.rule, outbox.article_id, alert_payloads.payload, outbox.status, outbox.attempts, outbox.created_at_ms, outbox.next_attempt_ms, outbox.last_error
+             FROM outbox JOIN alert_payloads ON alert_payloads.id = outbox.payload_id ",
+            $rest
+        )
+    };
+}
+
+// `status != 'delivered'` in these queries lets SQLite use the outbox's
+// index, which holds only the rows not yet delivered (see the schema).
+const PENDING_COUNT: &str =
+    "SELECT COUNT(*) FROM outbox WHERE status != 'delivered' AND status = 'pending'";
+const UNDELIVERED: &str =
+    select_deliveries!("WHERE outbox.status != 'delivered' ORDER BY outbox.seq");
+const PENDING_FOR_SINK: &str = select_deliveries!(
+    "WHERE outbox.sink = ?1 AND outbox.status != 'delivered' AND outbox.status = 'pending' ORDER BY outbox.seq LIMIT ?2"
+);
 
 fn delivery(row: &Row<'_>) -> rusqlite::Result<Delivery> {
     let status: String = row.get(7)?;
@@ -106,19 +123,14 @@ impl Store {
 
     /// Deliveries not yet made, over all sinks.
     pub fn pending_count(&self) -> Result<u64, StoreError> {
-        Ok(self.connection.query_row(
-            "SELECT COUNT(*) FROM outbox WHERE status = 'pending'",
-            [],
-            |row| row.get(0),
-        )?)
+        Ok(self
+            .connection
+            .query_row(PENDING_COUNT, [], |row| row.get(0))?)
     }
 
     /// Pending and dead deliveries, oldest first.
     pub fn undelivered(&self) -> Result<Vec<Delivery>, StoreError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM {OUTBOX} WHERE outbox.status != 'delivered' ORDER BY outbox.seq"
-        );
-        let mut statement = self.connection.prepare(&sql)?;
+        let mut statement = self.connection.prepare(UNDELIVERED)?;
         let rows = statement.query_map([], delivery)?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
@@ -128,10 +140,7 @@ impl Store {
     /// The oldest pending deliveries of `sink`, at most `limit`, oldest
     /// first (a digest, or a worker's next few sends).
     pub fn pending_for_sink(&self, sink: &str, limit: usize) -> Result<Vec<Delivery>, StoreError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM {OUTBOX} WHERE outbox.sink = ?1 AND outbox.status = 'pending' ORDER BY outbox.seq LIMIT ?2"
-        );
-        let mut statement = self.connection.prepare_cached(&sql)?;
+        let mut statement = self.connection.prepare_cached(PENDING_FOR_SINK)?;
         let rows = statement.query_map(params![sink, limit as i64], delivery)?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
@@ -285,5 +294,36 @@ mod tests {
             ),
             ("a2r2", 0, 9)
         );
+    }
+
+    #[test]
+    fn the_workers_queries_read_the_index_of_undelivered_rows_not_the_outbox() {
+        let store = Store::open_in_memory().expect("open");
+        for sql in [
+            PENDING_COUNT,
+            PENDING_FOR_SINK,
+            super::super::counts::OUTBOX_COUNTS,
+        ] {
+            let mut explain = store
+                .connection
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .expect("prepare");
+            let unbound = rusqlite::params_from_iter(std::iter::repeat_n(
+                rusqlite::types::Null,
+                explain.parameter_count(),
+            ));
+            let plan: Vec<String> = explain
+                .query_map(unbound, |row| row.get(3))
+                .expect("plan")
+                .collect::<Result<_, _>>()
+                .expect("plan rows");
+            assert!(
+                plan.iter().any(
+                    |step| step.contains("USING COVERING INDEX outbox_undelivered")
+                        || step.contains("USING INDEX outbox_undelivered")
+                ),
+                "{sql}: {plan:?}"
+            );
+        }
     }
 }
