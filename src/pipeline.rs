@@ -329,17 +329,12 @@ impl Pipeline {
                     spans.push(candidate.span.clone());
                 }
             }
-            let mut entities: Vec<String> = Vec::new();
             let title_mentions: Vec<(&str, std::ops::Range<usize>)> = found
                 .title_entities
                 .iter()
                 .map(|(entity, span)| (ruleset.entity_id(*entity), span.clone()))
                 .collect();
-            for (id, _) in mentions.iter().chain(&title_mentions) {
-                if !entities.iter().any(|entity| entity == id) {
-                    entities.push(id.to_string());
-                }
-            }
+            let mut entities = distinct_ids(mentions.iter().chain(&title_mentions));
             let mut title_spans = found.title_spans.clone();
             if rule.first_seen {
                 let mut unseen = self.store.unseen(&rule.id, &entities)?;
@@ -453,12 +448,7 @@ impl Pipeline {
             {
                 continue;
             }
-            let mut ids: Vec<String> = Vec::new();
-            for (id, _) in &mentions {
-                if !ids.iter().any(|known| known == id) {
-                    ids.push(id.to_string());
-                }
-            }
+            let ids = distinct_ids(&mentions);
             let mut unseen = self.store.unseen(&rule.id, &ids)?;
             unseen.retain(|entity| !batch.seen.contains(&(rule.id.clone(), entity.clone())));
             if unseen.is_empty() {
@@ -733,6 +723,20 @@ fn whole_name(text: &str, mut span: std::ops::Range<usize>) -> std::ops::Range<u
         }
     }
     span
+}
+
+/// The entity ids of `mentions`, each once, in order of first mention. A
+/// set, not a scan of the ids so far: an article can mention dozens of
+/// entities of one rule.
+fn distinct_ids<'m>(
+    mentions: impl IntoIterator<Item = &'m (&'m str, std::ops::Range<usize>)>,
+) -> Vec<String> {
+    let mut known = HashSet::new();
+    mentions
+        .into_iter()
+        .filter(|(id, _)| known.insert(*id))
+        .map(|(id, _)| id.to_string())
+        .collect()
 }
 
 /// Sorts entity ids by their first mention in the text.
