@@ -20,6 +20,7 @@ use aho_corasick::{AhoCorasick, MatchKind};
 
 use super::expr::{Comparison, Expr, TermKind};
 use super::fuzzy::AliasMatcher;
+use super::lists::InlineLists;
 use super::normalize::{normalize_term, Normalized};
 use super::regex_terms::RegexTerms;
 use super::scan::ArticleHits;
@@ -167,11 +168,12 @@ pub struct RuleSet {
     /// [`PatternId`] of the automaton's pattern `i`.
     prefix_automaton: Option<AhoCorasick>,
     prefix_patterns: Vec<PatternId>,
-    patterns: Vec<PatternInfo>,
+    /// For each pattern, who cares when it is found.
+    pattern_uses: InlineLists<PatternUse>,
     pub(super) leaves: Vec<Leaf>,
     entity_ids: Vec<String>,
     /// For each entity, the leaves that reference it (directly or by class).
-    entity_leaves: Vec<Vec<LeafId>>,
+    entity_leaves: InlineLists<LeafId>,
     rule_ids: Vec<String>,
     pub(super) rules: Vec<Node>,
     /// Some rule uses `SENTENCE`, so articles need sentence numbers.
@@ -188,7 +190,7 @@ impl std::fmt::Debug for RuleSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RuleSet")
             .field("rule_ids", &self.rule_ids)
-            .field("patterns", &self.patterns.len())
+            .field("patterns", &self.pattern_uses.len())
             .field("automaton_bytes", &self.automaton_memory())
             .finish_non_exhaustive()
     }
@@ -322,10 +324,14 @@ impl RuleSet {
             words,
             prefix_automaton,
             prefix_patterns,
-            patterns: compiler.patterns,
+            pattern_uses: compiler
+                .patterns
+                .into_iter()
+                .map(|pattern| pattern.uses)
+                .collect(),
             leaves: compiler.leaves,
             entity_ids: input.entities.iter().map(|e| e.id.clone()).collect(),
-            entity_leaves,
+            entity_leaves: entity_leaves.into_iter().collect(),
             rule_ids: input.rules.iter().map(|r| r.id.clone()).collect(),
             rules,
             uses_sentences: compiler.uses_sentences,
@@ -346,7 +352,7 @@ impl RuleSet {
 
     /// Number of distinct patterns in the automaton.
     pub fn pattern_count(&self) -> usize {
-        self.patterns.len()
+        self.pattern_uses.len()
     }
 
     /// Heap bytes used by the word trie and the prefix automaton (estimate).
@@ -389,7 +395,7 @@ impl RuleSet {
         let mut alias_hits: Vec<(EntityIdx, TokenSpan)> = Vec::new();
         let mut not_hits: Vec<(EntityIdx, TokenSpan)> = Vec::new();
         for &(pattern, span) in &hits {
-            for pattern_use in &self.patterns[pattern].uses {
+            for pattern_use in self.pattern_uses.get(pattern) {
                 match *pattern_use {
                     PatternUse::Leaf(leaf) => {
                         leaf_spans.entry(leaf).or_default().push((span, None))
@@ -411,7 +417,7 @@ impl RuleSet {
             if excluded {
                 continue;
             }
-            for &leaf in &self.entity_leaves[entity] {
+            for &leaf in self.entity_leaves.get(entity) {
                 leaf_spans
                     .entry(leaf)
                     .or_default()
