@@ -290,15 +290,38 @@ impl WordTrie {
 
 /// `word` packed with its length into a `u128`, if it is short enough.
 #[inline]
+///
+/// The key is the word's bytes, little-endian and zero-padded, with the
+/// length in the top byte. It is assembled in registers from overlapping
+/// loads: copying the word into a zeroed array and reading that back as
+/// one integer stalled on every word (a store cannot be forwarded to a
+/// wider load), 12% of `find`'s samples at 100,000 rules.
 fn short_key(word: &str) -> Option<u128> {
     let bytes = word.as_bytes();
-    if bytes.len() > SHORT {
-        return None;
-    }
-    let mut key = [0u8; 16];
-    key[..bytes.len()].copy_from_slice(bytes);
-    key[15] = bytes.len() as u8;
-    Some(u128::from_le_bytes(key))
+    let len = bytes.len();
+    let packed = match len {
+        0 => 0,
+        // The first, middle and last bytes are all of them.
+        1..=3 => {
+            u128::from(bytes[0])
+                | u128::from(bytes[len / 2]) << (8 * (len / 2))
+                | u128::from(bytes[len - 1]) << (8 * (len - 1))
+        }
+        // Bytes 0..4, then the last four shifted down to start at byte 4.
+        4..=7 => {
+            let low = u32::from_le_bytes(bytes[..4].try_into().ok()?);
+            let high = u32::from_le_bytes(bytes[len - 4..].try_into().ok()?);
+            u128::from(low) | u128::from(u64::from(high) >> (8 * (8 - len))) << 32
+        }
+        8..=SHORT => {
+            let low = u64::from_le_bytes(bytes[..8].try_into().ok()?);
+            let high = u64::from_le_bytes(bytes[len - 8..].try_into().ok()?);
+            let high = high.checked_shr(8 * (16 - len) as u32).unwrap_or(0);
+            u128::from(low) | u128::from(high) << 64
+        }
+        _ => return None,
+    };
+    Some(packed | (len as u128) << 120)
 }
 
 /// A word's bit in [`WordTrie::shapes`].
@@ -309,6 +332,25 @@ fn shape_bit(word: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_short_key_is_the_words_bytes_padded_with_its_length_on_top() {
+        let text = "abcdefghijklmnopq";
+        for len in 0..=text.len() {
+            let word = &text[..len];
+            let expected = (len <= SHORT).then(|| {
+                let mut key = [0u8; 16];
+                key[..len].copy_from_slice(word.as_bytes());
+                key[15] = len as u8;
+                u128::from_le_bytes(key)
+            });
+            assert_eq!(short_key(word), expected, "{word:?}");
+        }
+        // Distinct words, distinct keys, at every length.
+        assert_ne!(short_key("ab"), short_key("ba"));
+        assert_ne!(short_key("abcdefghi"), short_key("abcdefghj"));
+        assert_ne!(short_key("a\0"), short_key("a"));
+    }
 
     /// (pattern, first word, last word) of every occurrence in `text` of
     /// `patterns` (pattern `i` is `patterns[i]`), sorted.
