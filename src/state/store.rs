@@ -503,6 +503,26 @@ mod tests {
         }
     }
 
+    /// The value of `PRAGMA name` on `store`'s connection.
+    fn pragma(store: &Store, name: &str) -> i64 {
+        store
+            .connection
+            .query_row(&format!("PRAGMA {name}"), [], |row| row.get(0))
+            .expect("pragma")
+    }
+
+    /// The first column of every row of `sql`.
+    fn names(store: &Store, sql: &str) -> Vec<String> {
+        store
+            .connection
+            .prepare(sql)
+            .expect("prepare")
+            .query_map([], |row| row.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    }
+
     #[test]
     fn an_article_is_recorded_once_with_its_deliveries_and_seen_entities() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -537,12 +557,7 @@ mod tests {
     #[test]
     fn only_a_sink_worker_commits_without_waiting_for_the_disk() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let synchronous = |store: &Store| -> i64 {
-            store
-                .connection
-                .query_row("PRAGMA synchronous", [], |row| row.get(0))
-                .expect("pragma")
-        };
+        let synchronous = |store: &Store| pragma(store, "synchronous");
         let mut recorder = Store::open_for_recording(dir.path()).expect("open");
         let worker = Store::open_for_delivery(dir.path()).expect("open");
         assert_eq!(
@@ -550,12 +565,7 @@ mod tests {
             (2, 1),
             "FULL, NORMAL"
         );
-        let cache_kib = |store: &Store| -> i64 {
-            store
-                .connection
-                .query_row("PRAGMA cache_size", [], |row| row.get(0))
-                .expect("pragma")
-        };
+        let cache_kib = |store: &Store| pragma(store, "cache_size");
         assert_eq!(
             (cache_kib(&recorder), cache_kib(&worker)),
             (RECORDER_CACHE_KIB, -1024),
@@ -624,23 +634,12 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM alert_payloads", [], |row| row.get(0))
             .expect("count");
         assert_eq!(payloads, 3, "the old rows' payloads, one each");
-        let columns: Vec<String> = first
-            .connection
-            .prepare("SELECT name FROM pragma_table_info('outbox')")
-            .expect("prepare")
-            .query_map([], |row| row.get(0))
-            .expect("query")
-            .collect::<Result<_, _>>()
-            .expect("columns");
+        let columns = names(&first, "SELECT name FROM pragma_table_info('outbox')");
         assert!(!columns.iter().any(|c| c == "payload"), "{columns:?}");
-        let indexes: Vec<String> = first
-            .connection
-            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'outbox' AND sql IS NOT NULL ORDER BY name")
-            .expect("prepare")
-            .query_map([], |row| row.get(0))
-            .expect("query")
-            .collect::<Result<_, _>>()
-            .expect("indexes");
+        let indexes = names(
+            &first,
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'outbox' AND sql IS NOT NULL ORDER BY name",
+        );
         assert_eq!(
             indexes,
             ["outbox_undelivered"],
