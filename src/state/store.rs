@@ -186,7 +186,12 @@ fn move_payloads_out_of_the_outbox(connection: &mut Connection) -> Result<(), St
     Ok(())
 }
 
-/// The recorder's page cache, in KiB as SQLite takes it (negative).
+/// A connection's page cache, in KiB as SQLite takes it (negative): 1 MiB
+/// instead of SQLite's 2, since the daemon has one connection per task (7
+/// or more) and another connection's commit empties this cache at the next
+/// read transaction anyway.
+const CACHE_KIB: i64 = -1024;
+/// The recorder's page cache (see [`Store::open_for_recording`]).
 const RECORDER_CACHE_KIB: i64 = -8192;
 
 impl Store {
@@ -200,10 +205,7 @@ impl Store {
         connection.busy_timeout(std::time::Duration::from_secs(30))?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "FULL")?;
-        // 1 MiB of page cache per connection instead of 2: the daemon has
-        // one connection per task (7 or more), and another connection's
-        // commit empties this cache at the next read transaction anyway.
-        connection.pragma_update(None, "cache_size", -1024)?;
+        connection.pragma_update(None, "cache_size", CACHE_KIB)?;
         Self::init(connection)
     }
 
@@ -568,7 +570,7 @@ mod tests {
         let cache_kib = |store: &Store| pragma(store, "cache_size");
         assert_eq!(
             (cache_kib(&recorder), cache_kib(&worker)),
-            (RECORDER_CACHE_KIB, -1024),
+            (RECORDER_CACHE_KIB, CACHE_KIB),
             "a recorder's batch fits in its cache"
         );
         assert!(recorder
