@@ -59,9 +59,22 @@ const PENDING_COUNT: &str =
     "SELECT COUNT(*) FROM outbox WHERE status != 'delivered' AND status = 'pending'";
 const UNDELIVERED: &str =
     select_deliveries!("WHERE outbox.status != 'delivered' ORDER BY outbox.seq");
-const PENDING_FOR_SINK: &str = select_deliveries!(
-    "WHERE outbox.sink = ?1 AND outbox.status != 'delivered' AND outbox.status = 'pending' ORDER BY outbox.seq LIMIT ?2"
-);
+/// A sink's oldest pending rows, at most `limit`. The limit is written into
+/// the SQL instead of bound: SQLite reads a bound `LIMIT` while planning the
+/// statement, so binding one makes it re-prepare (parse and plan again) at
+/// every run, ~0.1 ms for this query, paid by a worker for every window of
+/// rows it reads. The statement cache keeps one statement per limit used.
+fn pending_for_sink_sql(limit: usize) -> String {
+    format!(
+        concat!(
+            select_deliveries!(
+                "WHERE outbox.sink = ?1 AND outbox.status != 'delivered' AND outbox.status = 'pending' ORDER BY outbox.seq "
+            ),
+            "LIMIT {}"
+        ),
+        limit
+    )
+}
 
 fn delivery(row: &Row<'_>) -> rusqlite::Result<Delivery> {
     let status: String = row.get(7)?;
@@ -140,8 +153,8 @@ impl Store {
     /// The oldest pending deliveries of `sink`, at most `limit`, oldest
     /// first (a digest, or a worker's next few sends).
     pub fn pending_for_sink(&self, sink: &str, limit: usize) -> Result<Vec<Delivery>, StoreError> {
-        let mut statement = self.connection.prepare_cached(PENDING_FOR_SINK)?;
-        let rows = statement.query_map(params![sink, limit as i64], delivery)?;
+        let mut statement = self.connection.prepare_cached(&pending_for_sink_sql(limit))?;
+        let rows = statement.query_map([sink], delivery)?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
@@ -297,11 +310,40 @@ mod tests {
     }
 
     #[test]
+    fn a_workers_next_window_reuses_the_prepared_query() {
+        let mut store = Store::open_in_memory().expect("open");
+        store
+            .commit_article(&ProcessedArticle {
+                article_id: "a1".to_string(),
+                deliveries: vec![NewDelivery {
+                    sink: "hook".to_string(),
+                    alert_id: "a1r1".to_string(),
+                    rule: "r1".to_string(),
+                    payload: "{}".to_string(),
+                }],
+                ..ProcessedArticle::default()
+            })
+            .expect("commit");
+        for _ in 0..3 {
+            assert_eq!(store.pending_for_sink("hook", 64).expect("read").len(), 1);
+        }
+        let statement = store
+            .connection
+            .prepare_cached(&pending_for_sink_sql(64))
+            .expect("cached");
+        assert_eq!(
+            statement.get_status(rusqlite::StatementStatus::RePrepare),
+            0,
+            "the query was parsed and planned again"
+        );
+    }
+
+    #[test]
     fn the_workers_queries_read_the_index_of_undelivered_rows_not_the_outbox() {
         let store = Store::open_in_memory().expect("open");
         for sql in [
             PENDING_COUNT,
-            PENDING_FOR_SINK,
+            &pending_for_sink_sql(64),
             super::super::counts::OUTBOX_COUNTS,
         ] {
             let mut explain = store
