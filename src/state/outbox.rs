@@ -153,7 +153,9 @@ impl Store {
     /// The oldest pending deliveries of `sink`, at most `limit`, oldest
     /// first (a digest, or a worker's next few sends).
     pub fn pending_for_sink(&self, sink: &str, limit: usize) -> Result<Vec<Delivery>, StoreError> {
-        let mut statement = self.connection.prepare_cached(&pending_for_sink_sql(limit))?;
+        let mut statement = self
+            .connection
+            .prepare_cached(&pending_for_sink_sql(limit))?;
         let rows = statement.query_map([sink], delivery)?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
