@@ -20,7 +20,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::alert::send::Sender;
 use crate::config::Config;
-use crate::ingest::{run_ingest, scan_folder, FolderWatch};
+use crate::ingest::{run_ingest, scan_folder, FolderWatch, ReadyFile};
 use crate::pipeline::{fired_at_now, read_file, Outcome, Pipeline, ReadFile};
 use crate::service::metrics::SkipReason;
 use crate::service::notify::Notifier;
@@ -111,7 +111,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let config_path = config.path.clone();
     let live: LiveConfig = Arc::new(ArcSwap::from_pointee(config));
     let config = live.load_full();
-    let (ready_tx, ready_rx) = mpsc::channel::<PathBuf>(READY_QUEUE);
+    let (ready_tx, ready_rx) = mpsc::channel::<ReadyFile>(READY_QUEUE);
     let (raw_tx, raw_rx) = mpsc::channel(RAW_EVENT_QUEUE);
     let watch = FolderWatch::arm(&watch_dir, raw_tx)
         .with_context(|| format!("cannot watch {}", watch_dir.display()))?;
@@ -220,7 +220,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 struct ReaderThread {
     /// Read before each chunk: a reload applies from the next chunk on.
     live: LiveConfig,
-    ready: mpsc::Receiver<PathBuf>,
+    ready: mpsc::Receiver<ReadyFile>,
     /// The heartbeat's pings, passed on to the recorder, so an answer means
     /// both threads are moving.
     pings: mpsc::Receiver<Ping>,
@@ -253,7 +253,7 @@ enum Read {
 }
 
 enum Next {
-    Path(PathBuf),
+    File(ReadyFile),
     Ping(Ping),
     Closed,
 }
@@ -276,12 +276,12 @@ fn run_reader(thread: ReaderThread) {
     loop {
         let next = runtime.block_on(async {
             tokio::select! {
-                path = ready.recv() => path.map_or(Next::Closed, Next::Path),
+                file = ready.recv() => file.map_or(Next::Closed, Next::File),
                 Some(ping) = pings.recv() => Next::Ping(ping),
             }
         });
         let first = match next {
-            Next::Path(path) => path,
+            Next::File(file) => file,
             Next::Ping(ping) => {
                 if read.send(Read::Ping(ping)).is_err() {
                     break;
@@ -293,17 +293,17 @@ fn run_reader(thread: ReaderThread) {
         if cancel.is_cancelled() {
             break;
         }
-        let mut paths = vec![first];
-        while paths.len() < READ_CHUNK {
+        let mut chunk = vec![first];
+        while chunk.len() < READ_CHUNK {
             match ready.try_recv() {
-                Ok(path) => paths.push(path),
+                Ok(file) => chunk.push(file),
                 Err(_) => break,
             }
         }
         let config = live.load_full();
         let started = Instant::now();
-        let files = read_chunk(&config, &paths, &mut known);
-        let took = started.elapsed() / paths.len() as u32;
+        let files = read_chunk(&config, &chunk, &mut known);
+        let took = started.elapsed() / chunk.len() as u32;
         if read
             .send(Read::Files {
                 config,
@@ -317,17 +317,17 @@ fn run_reader(thread: ReaderThread) {
     }
 }
 
-/// Reads `paths` in order, split between as many threads as there are
+/// Reads `chunk` in order, split between as many threads as there are
 /// `stores` (the reader's own and its helpers', scoped to this chunk).
-fn read_chunk(config: &Config, paths: &[PathBuf], stores: &mut [Store]) -> Vec<ReadFile> {
-    let threads = (paths.len() / MIN_SPLIT).clamp(1, stores.len().max(1));
+fn read_chunk(config: &Config, chunk: &[ReadyFile], stores: &mut [Store]) -> Vec<ReadFile> {
+    let threads = (chunk.len() / MIN_SPLIT).clamp(1, stores.len().max(1));
     let Some((own, helpers)) = stores.split_first_mut() else {
-        return paths
+        return chunk
             .iter()
-            .map(|path| read_file(config, path, None))
+            .map(|file| read_file(config, &file.path, None))
             .collect();
     };
-    let mut parts = paths.chunks(paths.len().div_ceil(threads).max(1));
+    let mut parts = chunk.chunks(chunk.len().div_ceil(threads).max(1));
     let first = parts.next().unwrap_or_default();
     std::thread::scope(|scope| {
         let helpers: Vec<_> = parts
@@ -345,15 +345,20 @@ fn read_chunk(config: &Config, paths: &[PathBuf], stores: &mut [Store]) -> Vec<R
     })
 }
 
-/// Reads `paths` in order on this thread.
-fn read_files(config: &Config, paths: &[PathBuf], known: &Store) -> Vec<ReadFile> {
+/// Reads `files` in order on this thread. Only listed files are looked up
+/// in `known` first (see [`ReadyFile::listed`]).
+fn read_files(config: &Config, files: &[ReadyFile], known: &Store) -> Vec<ReadFile> {
     // One read transaction for the lookups; without it (a database error)
     // every file is read, and the recorder decides.
-    let snapshot = known.read_snapshot();
-    let known = snapshot.is_ok().then_some(known);
-    paths
+    let snapshot = files
         .iter()
-        .map(|path| read_file(config, path, known))
+        .any(|file| file.listed)
+        .then(|| known.read_snapshot().ok())
+        .flatten();
+    let known = snapshot.is_some().then_some(known);
+    files
+        .iter()
+        .map(|file| read_file(config, &file.path, known.filter(|_| file.listed)))
         .collect()
 }
 
@@ -499,4 +504,50 @@ async fn wait_for_stop() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_recorded_before_is_unchanged_whether_listed_or_announced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = Arc::new(
+            crate::config::load_str(
+                &dir.path().join("config.toml"),
+                "[watch]\ndir = \"articles\"\n\n[rules.tobruk]\nmatch = 'Tobruk'\n",
+                &|_| None,
+            )
+            .expect("config"),
+        );
+        let state = dir.path().join("state");
+        let path = dir.path().join("a.txt");
+        std::fs::write(&path, "Fighting near Tobruk.").expect("write");
+        let mut pipeline = Pipeline::new(config.clone(), Store::open(&state).expect("store"));
+        let first = pipeline
+            .process_batch(std::slice::from_ref(&path), &fired_at_now())
+            .expect("first");
+        assert!(
+            matches!(first[..], [Outcome::Processed { .. }]),
+            "{first:?}"
+        );
+        // The reader's lookup skips a listed file; an announced one is read
+        // and scanned again, and the recording finds it unchanged.
+        let known = Store::open(&state).expect("reader store");
+        for listed in [true, false] {
+            let file = ReadyFile {
+                path: path.clone(),
+                listed,
+            };
+            let read = read_files(&config, &[file], &known);
+            let outcomes = pipeline
+                .record_batch(config.clone(), read, &fired_at_now())
+                .expect("record");
+            assert!(
+                matches!(outcomes[..], [Outcome::Unchanged]),
+                "listed {listed}: {outcomes:?}"
+            );
+        }
+    }
 }

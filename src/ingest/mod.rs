@@ -45,7 +45,28 @@ pub fn scan_folder(dir: &Path, extensions: &[String]) -> std::io::Result<Vec<Pat
     Ok(files)
 }
 
-/// Turns raw watcher events into ready paths on `ready`, until `cancel`
+/// A file that is ready to read, and how it was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadyFile {
+    pub path: PathBuf,
+    /// Found by listing the folder (start-up, rescan, reconcile), not by an
+    /// event: most such files were recorded before, so the reader asks the
+    /// database before reading one. A file that an event announced is new
+    /// or changed; it is read at once, and the recording still skips it if
+    /// it turns out to be known.
+    pub listed: bool,
+}
+
+impl ReadyFile {
+    fn event(path: PathBuf) -> ReadyFile {
+        ReadyFile {
+            path,
+            listed: false,
+        }
+    }
+}
+
+/// Turns raw watcher events into ready files on `ready`, until `cancel`
 /// fires or the pipeline is gone. Starts by sending `startup`, the files the
 /// caller listed (with [`scan_folder`]) once the watch was armed; re-arms
 /// `watch` (and rescans) when the folder is deleted and comes back.
@@ -55,7 +76,7 @@ pub async fn run_ingest(
     startup: Vec<PathBuf>,
     mut watch: FolderWatch,
     mut events: mpsc::Receiver<RawEvent>,
-    ready: mpsc::Sender<PathBuf>,
+    ready: mpsc::Sender<ReadyFile>,
     cancel: CancellationToken,
 ) {
     let mut settling: HashMap<PathBuf, Instant> = HashMap::new();
@@ -82,7 +103,7 @@ pub async fn run_ingest(
                 match event {
                     RawEvent::Complete(path) => {
                         settling.remove(&path);
-                        if is_candidate(&path, &extensions) && ready.send(path).await.is_err() {
+                        if is_candidate(&path, &extensions) && ready.send(ReadyFile::event(path)).await.is_err() {
                             break;
                         }
                     }
@@ -114,7 +135,7 @@ pub async fn run_ingest(
                 due.sort();
                 for path in due {
                     settling.remove(&path);
-                    if ready.send(path).await.is_err() {
+                    if ready.send(ReadyFile::event(path)).await.is_err() {
                         return;
                     }
                 }
@@ -150,7 +171,7 @@ fn recently_modified(path: &Path) -> bool {
 async fn send_scan(
     dir: &Path,
     extensions: &[String],
-    ready: &mpsc::Sender<PathBuf>,
+    ready: &mpsc::Sender<ReadyFile>,
     settling: &mut HashMap<PathBuf, Instant>,
     why: &str,
 ) -> bool {
@@ -172,7 +193,7 @@ async fn send_scan(
 /// false when the pipeline is gone.
 async fn send_files(
     files: Vec<PathBuf>,
-    ready: &mpsc::Sender<PathBuf>,
+    ready: &mpsc::Sender<ReadyFile>,
     settling: &mut HashMap<PathBuf, Instant>,
 ) -> bool {
     for path in files {
@@ -180,9 +201,68 @@ async fn send_files(
             settling.insert(path, Instant::now() + SETTLE);
             continue;
         }
-        if ready.send(path).await.is_err() {
+        if ready.send(ReadyFile { path, listed: true }).await.is_err() {
             return false;
         }
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn listed_files_are_marked_listed_and_announced_ones_are_not() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let old = dir.path().join("old.txt");
+        std::fs::write(&old, "Tobruk").expect("write");
+        // Older than SETTLE, so the listing sends it at once.
+        let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .and_then(|file| file.set_modified(an_hour_ago))
+            .expect("mtime");
+        let (raw_tx, raw_rx) = mpsc::channel(8);
+        let watch = FolderWatch::arm(dir.path(), raw_tx.clone()).expect("watch");
+        let (ready_tx, mut ready_rx) = mpsc::channel(8);
+        let cancel = CancellationToken::new();
+        let ingest = tokio::spawn(run_ingest(
+            dir.path().to_path_buf(),
+            vec!["txt".to_string()],
+            scan_folder(dir.path(), &["txt".to_string()]).expect("list"),
+            watch,
+            raw_rx,
+            ready_tx,
+            cancel.clone(),
+        ));
+        let renamed = dir.path().join("new.txt");
+        std::fs::write(dir.path().join("new.tmp"), "Minsk").expect("write");
+        std::fs::rename(dir.path().join("new.tmp"), &renamed).expect("rename");
+        let mut received = Vec::new();
+        while received.len() < 2 {
+            let file = tokio::time::timeout(Duration::from_secs(10), ready_rx.recv())
+                .await
+                .expect("a ready file in time")
+                .expect("open channel");
+            received.push(file);
+        }
+        let [first, second] = <[ReadyFile; 2]>::try_from(received).expect("two files");
+        assert_eq!(
+            (first, second),
+            (
+                ReadyFile {
+                    path: old,
+                    listed: true
+                },
+                ReadyFile {
+                    path: renamed,
+                    listed: false
+                }
+            )
+        );
+        cancel.cancel();
+        ingest.await.expect("ingest stops");
+    }
 }
