@@ -18,6 +18,7 @@ use crate::article::fingerprint::{DuplicateIndex, Signature, DUPLICATE_SIMILARIT
 use crate::article::{boilerplate, Article, ReadWarning, SkipReason};
 use crate::config::{Config, OnDuplicate, Rule};
 use crate::rules::normalize::normalize_term;
+use crate::rules::words::FastMap;
 use crate::rules::{RuleMatch, RuleSet};
 use crate::state::{FileKey, NewDelivery, ProcessedArticle, Store, StoreError};
 
@@ -801,6 +802,9 @@ fn name_mentions(
     ruleset: &RuleSet,
     article: &Article,
 ) {
+    // A name is usually cited several times: its alias is worked out once
+    // (folding the mention again for each costs more than the lookup).
+    let mut aliases: FastMap<(usize, &str), Option<&str>> = FastMap::default();
     for cited in matches {
         let in_title = cited.field.as_deref() == Some("title");
         let (mentions, source) = if in_title {
@@ -821,7 +825,10 @@ fn name_mentions(
             continue;
         };
         cited.entity = Some(ruleset.entity_id(*entity).to_string());
-        cited.alias = ruleset.alias_of(*entity, surface).map(str::to_string);
+        cited.alias = aliases
+            .entry((*entity, surface))
+            .or_insert_with(|| ruleset.alias_of(*entity, surface))
+            .map(str::to_string);
         if surface != cited.text {
             cited.surface = Some(surface.to_string());
         }
@@ -1032,6 +1039,50 @@ first_seen = true
             .expect("json")
             .contains("field"));
         assert!(matches(&outcomes[2]).is_empty());
+    }
+
+    #[test]
+    fn each_mention_names_the_alias_it_spells() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = r#"
+[watch]
+dir = "articles"
+
+[entities.lukashenko]
+aliases = ["Lukashenko", "Lukashenka"]
+
+[rules.names]
+match = 'entity:lukashenko'
+"#;
+        let config = crate::config::load_str(&dir.path().join("config.toml"), config, &|_| None)
+            .expect("config");
+        let mut pipeline = Pipeline::new(Arc::new(config), Store::open_in_memory().expect("store"));
+        let path = dir.path().join("a.txt");
+        std::fs::write(
+            &path,
+            "Lukashenka met Lukashenko's aide. LUKASHENKO left; Lukashenka stayed.",
+        )
+        .expect("write");
+        let outcome = pipeline
+            .process_path(&path, "2026-01-01T00:00:00Z")
+            .expect("processed");
+        let Outcome::Processed { alerts, .. } = outcome else {
+            panic!("expected processed, got {outcome:?}");
+        };
+        let aliases: Vec<Option<&str>> = alerts[0]
+            .matches
+            .iter()
+            .map(|m| m.alias.as_deref())
+            .collect();
+        assert_eq!(
+            aliases,
+            [
+                Some("Lukashenka"),
+                Some("Lukashenko"),
+                Some("Lukashenko"),
+                Some("Lukashenka")
+            ]
+        );
     }
 
     #[test]
