@@ -1041,9 +1041,22 @@ first_seen = true
         assert!(matches(&outcomes[2]).is_empty());
     }
 
+    /// The alerts that `text`, saved as an article, raises under `config`.
+    fn alerts_of(config: &str, text: &str) -> Vec<Alert> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = crate::config::load_str(&dir.path().join("config.toml"), config, &|_| None)
+            .expect("config");
+        let mut pipeline = Pipeline::new(Arc::new(config), Store::open_in_memory().expect("store"));
+        let path = dir.path().join("a.txt");
+        std::fs::write(&path, text).expect("write");
+        match pipeline.process_path(&path, "2026-01-01T00:00:00Z") {
+            Ok(Outcome::Processed { alerts, .. }) => alerts,
+            other => panic!("expected processed, got {other:?}"),
+        }
+    }
+
     #[test]
     fn each_mention_names_the_alias_it_spells() {
-        let dir = tempfile::tempdir().expect("tempdir");
         let config = r#"
 [watch]
 dir = "articles"
@@ -1054,21 +1067,10 @@ aliases = ["Lukashenko", "Lukashenka"]
 [rules.names]
 match = 'entity:lukashenko'
 "#;
-        let config = crate::config::load_str(&dir.path().join("config.toml"), config, &|_| None)
-            .expect("config");
-        let mut pipeline = Pipeline::new(Arc::new(config), Store::open_in_memory().expect("store"));
-        let path = dir.path().join("a.txt");
-        std::fs::write(
-            &path,
+        let alerts = alerts_of(
+            config,
             "Lukashenka met Lukashenko's aide. LUKASHENKO left; Lukashenka stayed.",
-        )
-        .expect("write");
-        let outcome = pipeline
-            .process_path(&path, "2026-01-01T00:00:00Z")
-            .expect("processed");
-        let Outcome::Processed { alerts, .. } = outcome else {
-            panic!("expected processed, got {outcome:?}");
-        };
+        );
         let aliases: Vec<Option<&str>> = alerts[0]
             .matches
             .iter()
@@ -1087,7 +1089,6 @@ match = 'entity:lukashenko'
 
     #[test]
     fn matches_name_the_entity_alias_and_surface_form() {
-        let dir = tempfile::tempdir().expect("tempdir");
         let config = r#"
 [watch]
 dir = "articles"
@@ -1108,17 +1109,7 @@ match = 'entity:karankevich OR entity:lukashenko'
 [rules.visit]
 match = 'entity:karankevich NEAR/2 list:visit'
 "#;
-        let config = crate::config::load_str(&dir.path().join("config.toml"), config, &|_| None)
-            .expect("config");
-        let mut pipeline = Pipeline::new(Arc::new(config), Store::open_in_memory().expect("store"));
-        let path = dir.path().join("a.txt");
-        std::fs::write(&path, "Karankvich arrived. Лукашенко met him.").expect("write");
-        let outcome = pipeline
-            .process_path(&path, "2026-01-01T00:00:00Z")
-            .expect("processed");
-        let Outcome::Processed { alerts, .. } = outcome else {
-            panic!("expected processed, got {outcome:?}");
-        };
+        let alerts = alerts_of(config, "Karankvich arrived. Лукашенко met him.");
         type Named<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Option<&'a str>);
         let named: Vec<Named> = alerts
             .iter()
