@@ -103,7 +103,9 @@ pub async fn run_ingest(
                 match event {
                     RawEvent::Complete(path) => {
                         settling.remove(&path);
-                        if is_candidate(&path, &extensions) && ready.send(ReadyFile::event(path)).await.is_err() {
+                        if is_candidate(&path, &extensions)
+                            && ready.send(ReadyFile::event(path)).await.is_err()
+                        {
                             break;
                         }
                     }
