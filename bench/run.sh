@@ -148,6 +148,7 @@ if has lat; then
   fi
 fi
 
+cat /proc/loadavg > "$RES/loadavg"  # the report states the load the runs ended under
 python3 report.py --base "$BASE" --res "$RES" --runs "$RUNS" --burst "$BURST" --lat-k "$LAT_K" \
   --notes "$HERE/NOTES.md" --seconds "$(( $(date +%s) - T0 ))" > "$BASE/BENCHMARKS.md"
 if [ "$SMOKE" = 1 ]; then
