@@ -45,7 +45,7 @@ impl RuleSet {
     /// Indexes of the rules with at least one term found in an article.
     pub fn rules_touched_article(&self, title: Option<&str>, text: &str) -> Vec<usize> {
         let hits = self.article_hits(title, text).leaves;
-        let mut rules: Vec<usize> = hits.keys().map(|&leaf| self.leaves[leaf].rule).collect();
+        let mut rules: Vec<usize> = hits.leaves().map(|leaf| self.leaves[leaf].rule).collect();
         rules.sort_unstable();
         rules.dedup();
         rules
@@ -135,8 +135,8 @@ impl Context<'_> {
                 }
             }
             Node::Count { inner, comparison } => {
-                let found =
-                    evaluate(inner, self.hits).map_or(0, |evidence| distinct_spans(&evidence));
+                let found = evaluate(inner, self.hits)
+                    .map_or(0, |evidence| distinct_spans(&evidence.spans));
                 let _ = writeln!(out, "{indent}{mark} count {comparison}: found {found}");
                 self.node(inner, depth + 1, out);
             }
@@ -197,10 +197,10 @@ impl Context<'_> {
     /// The distinct texts a leaf matched, quoted, at most [`SHOWN`].
     fn found(&self, leaf: usize) -> Vec<String> {
         let mut texts: Vec<String> = Vec::new();
-        let Some(spans) = self.hits.leaves.get(&leaf) else {
+        let Some(spans) = self.hits.leaves.get(leaf) else {
             return texts;
         };
-        let mut sorted: Vec<_> = spans.iter().map(|(span, _)| *span).collect();
+        let mut sorted: Vec<_> = spans.map(|(span, _)| span).collect();
         sorted.sort_unstable();
         for span in sorted {
             let text = format!("{:?}", self.words(span));

@@ -8,6 +8,7 @@
 mod explain;
 pub mod expr;
 mod fuzzy;
+mod hits;
 mod lists;
 pub mod normalize;
 mod regex_terms;

@@ -12,8 +12,9 @@
 
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
+use super::hits::LeafHits;
 use super::normalize::Normalized;
-use super::ruleset::{LeafHits, LeafId, TokenSpan};
+use super::ruleset::{LeafId, TokenSpan};
 
 /// The most heap one compiled regex may use; a larger one is a config error.
 pub(super) const REGEX_SIZE_LIMIT: usize = 512 * 1024;
@@ -73,9 +74,7 @@ impl RegexTerms {
                     first: first as u32,
                     last: (end - 1) as u32,
                 };
-                hits.entry(self.leaves[index])
-                    .or_default()
-                    .push((span, None));
+                hits.push(self.leaves[index], span, None);
             }
         }
     }

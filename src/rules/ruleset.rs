@@ -20,6 +20,7 @@ use aho_corasick::{AhoCorasick, MatchKind};
 
 use super::expr::{Comparison, Expr, TermKind};
 use super::fuzzy::AliasMatcher;
+use super::hits::LeafHits;
 use super::lists::InlineLists;
 use super::normalize::{normalize_term, Normalized};
 use super::regex_terms::RegexTerms;
@@ -101,9 +102,7 @@ pub struct RuleMatch {
 
 type PatternId = usize;
 pub(super) type LeafId = usize;
-type EntityIdx = usize;
-/// Per leaf, its hits (word span, and the entity when an alias hit).
-pub(super) type LeafHits = FastMap<LeafId, Vec<(TokenSpan, Option<EntityIdx>)>>;
+pub(super) type EntityIdx = usize;
 
 /// Who cares about a pattern when the automaton finds it.
 #[derive(Debug, Clone, Copy)]
@@ -237,6 +236,37 @@ impl TokenSpan {
 pub(super) struct Evidence {
     pub(super) spans: Vec<TokenSpan>,
     pub(super) entities: Vec<(EntityIdx, TokenSpan)>,
+}
+
+/// How much evidence there was at some point: see [`Evidence::truncate`].
+#[derive(Debug, Clone, Copy)]
+pub(super) struct EvidenceMark(usize, usize);
+
+impl Evidence {
+    pub(super) fn mark(&self) -> EvidenceMark {
+        EvidenceMark(self.spans.len(), self.entities.len())
+    }
+
+    /// Drops what was added since `mark`.
+    pub(super) fn truncate(&mut self, mark: EvidenceMark) {
+        self.spans.truncate(mark.0);
+        self.entities.truncate(mark.1);
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.spans.clear();
+        self.entities.clear();
+    }
+
+    /// Adds `found`, if any; whether there was.
+    fn append(&mut self, found: Option<Evidence>) -> bool {
+        let Some(found) = found else {
+            return false;
+        };
+        self.spans.extend(found.spans);
+        self.entities.extend(found.entities);
+        true
+    }
 }
 
 impl RuleSet {
@@ -388,7 +418,7 @@ impl RuleSet {
     /// The hits of every leaf of every rule (entity `not` contexts applied).
     pub(super) fn leaf_hits(&self, normalized: &Normalized) -> LeafHits {
         let hits = self.find_hits(normalized);
-        let mut leaf_spans: LeafHits = FastMap::default();
+        let mut leaf_spans = LeafHits::default();
         // Alias mentions, in the order found; kept flat (no list per
         // entity) and checked against the entities' `not` contexts once
         // all of those are known.
@@ -397,9 +427,7 @@ impl RuleSet {
         for &(pattern, span) in &hits {
             for pattern_use in self.pattern_uses.get(pattern) {
                 match *pattern_use {
-                    PatternUse::Leaf(leaf) => {
-                        leaf_spans.entry(leaf).or_default().push((span, None))
-                    }
+                    PatternUse::Leaf(leaf) => leaf_spans.push(leaf, span, None),
                     PatternUse::Alias(entity) => alias_hits.push((entity, span)),
                     PatternUse::NotContext(entity) => not_hits.push((entity, span)),
                 }
@@ -418,10 +446,7 @@ impl RuleSet {
                 continue;
             }
             for &leaf in self.entity_leaves.get(entity) {
-                leaf_spans
-                    .entry(leaf)
-                    .or_default()
-                    .push((span, Some(entity)));
+                leaf_spans.push(leaf, span, Some(entity));
             }
         }
         leaf_spans
@@ -467,9 +492,11 @@ impl RuleSet {
     }
 }
 
+/// The match of `rule` that `evidence` makes: its spans in order, those
+/// inside another left out, as byte ranges. Sorts `evidence` in place.
 pub(super) fn to_rule_match(
     rule: usize,
-    mut evidence: Evidence,
+    evidence: &mut Evidence,
     normalized: &Normalized,
 ) -> RuleMatch {
     let bytes = |span: TokenSpan| {
@@ -504,8 +531,8 @@ pub(super) fn to_rule_match(
         spans: evidence.spans.iter().map(|&span| bytes(span)).collect(),
         entities: evidence
             .entities
-            .into_iter()
-            .map(|(entity, span)| (entity, bytes(span)))
+            .iter()
+            .map(|&(entity, span)| (entity, bytes(span)))
             .collect(),
         title_spans: Vec::new(),
         title_entities: Vec::new(),
@@ -514,97 +541,101 @@ pub(super) fn to_rule_match(
 
 /// Evaluates a rule's expression on an article's hits; `None` when it is false.
 pub(super) fn evaluate(node: &Node, hits: &ArticleHits) -> Option<Evidence> {
+    let mut evidence = Evidence::default();
+    evaluate_into(node, hits, &mut evidence).then_some(evidence)
+}
+
+/// [`evaluate`], appending the evidence to `out` (a buffer a scan reuses
+/// from rule to rule, so that evaluating costs no allocation): true when
+/// the node holds. When it does not, `out` is left as it was.
+pub(super) fn evaluate_into(node: &Node, hits: &ArticleHits, out: &mut Evidence) -> bool {
+    let mark = out.mark();
+    let holds = append_evidence(node, hits, out);
+    if !holds {
+        out.truncate(mark);
+    }
+    holds
+}
+
+/// The body of [`evaluate_into`]: may leave partial evidence in `out` when
+/// it returns false.
+fn append_evidence(node: &Node, hits: &ArticleHits, out: &mut Evidence) -> bool {
     match node {
         Node::Leaf(leaf) => {
-            let spans = hits.leaves.get(leaf)?;
-            // Sized up front: a leaf is evaluated once per touched rule.
-            let mentions = spans.iter().filter(|(_, entity)| entity.is_some()).count();
-            let mut evidence = Evidence {
-                spans: Vec::with_capacity(spans.len()),
-                entities: Vec::with_capacity(mentions),
+            let Some(spans) = hits.leaves.get(*leaf) else {
+                return false;
             };
-            for &(span, entity) in spans {
-                evidence.spans.push(span);
+            for (span, entity) in spans {
+                out.spans.push(span);
                 if let Some(entity) = entity {
-                    evidence.entities.push((entity, span));
+                    out.entities.push((entity, span));
                 }
             }
-            Some(evidence)
+            true
         }
-        Node::And(parts) => {
-            let mut evidence = Evidence::default();
-            for part in parts {
-                let found = evaluate(part, hits)?;
-                evidence.spans.extend(found.spans);
-                evidence.entities.extend(found.entities);
-            }
-            Some(evidence)
-        }
+        Node::And(parts) => parts.iter().all(|part| evaluate_into(part, hits, out)),
         Node::Or(parts) => {
-            let mut evidence: Option<Evidence> = None;
+            // Every part is evaluated: each one that holds adds its evidence.
+            let mut any = false;
             for part in parts {
-                if let Some(found) = evaluate(part, hits) {
-                    let all = evidence.get_or_insert_with(Evidence::default);
-                    all.spans.extend(found.spans);
-                    all.entities.extend(found.entities);
-                }
+                any |= evaluate_into(part, hits, out);
             }
-            evidence
+            any
         }
-        Node::Not(inner) => match evaluate(inner, hits) {
-            Some(found) if !found.spans.is_empty() => None,
-            _ => Some(Evidence::default()),
-        },
+        Node::Not(inner) => {
+            let mark = out.mark();
+            let found = evaluate_into(inner, hits, out) && out.spans.len() > mark.0;
+            out.truncate(mark);
+            !found
+        }
         Node::Near {
             left,
             right,
             distance,
         } => {
-            let left = evaluate(left, hits)?;
-            let right = evaluate(right, hits)?;
-            near(&left, &right, *distance)
+            let Some(left) = evaluate(left, hits) else {
+                return false;
+            };
+            let Some(right) = evaluate(right, hits) else {
+                return false;
+            };
+            out.append(near(&left, &right, *distance))
         }
         Node::AtLeast { min, parts } => {
-            let mut evidence = Evidence::default();
             let mut holding = 0;
             for part in parts {
-                if let Some(found) = evaluate(part, hits) {
+                if evaluate_into(part, hits, out) {
                     holding += 1;
-                    evidence.spans.extend(found.spans);
-                    evidence.entities.extend(found.entities);
                 }
             }
-            (holding >= *min).then_some(evidence)
+            holding >= *min
         }
         Node::Count { inner, comparison } => {
-            let evidence = evaluate(inner, hits).unwrap_or_default();
-            comparison
-                .holds(distinct_spans(&evidence) as u64)
-                .then_some(evidence)
+            let mark = out.mark();
+            // A false inner node counts zero places (and adds nothing).
+            evaluate_into(inner, hits, out);
+            comparison.holds(distinct_spans(&out.spans[mark.0..]) as u64)
         }
         Node::Weights { items, comparison } => {
-            let mut evidence = Evidence::default();
             let mut total: u64 = 0;
             for (item, weight) in items {
-                if let Some(found) = evaluate(item, hits) {
+                if evaluate_into(item, hits, out) {
                     total += u64::from(*weight);
-                    evidence.spans.extend(found.spans);
-                    evidence.entities.extend(found.entities);
                 }
             }
-            comparison.holds(total).then_some(evidence)
+            comparison.holds(total)
         }
         Node::Sentence(parts) => {
             let found: Option<Vec<Evidence>> =
                 parts.iter().map(|part| evaluate(part, hits)).collect();
-            in_one_sentence(found?, &hits.sentences)
+            found.is_some_and(|found| out.append(in_one_sentence(found, &hits.sentences)))
         }
     }
 }
 
-/// The number of different places a node matched.
-pub(super) fn distinct_spans(evidence: &Evidence) -> usize {
-    let mut spans = evidence.spans.clone();
+/// The number of different places among `spans`.
+pub(super) fn distinct_spans(spans: &[TokenSpan]) -> usize {
+    let mut spans = spans.to_vec();
     spans.sort_unstable();
     spans.dedup();
     spans.len()

@@ -15,8 +15,9 @@
 
 use std::ops::Range;
 
+use super::hits::LeafHits;
 use super::normalize::{normalize, Normalized};
-use super::ruleset::{evaluate, to_rule_match, Evidence, LeafHits, RuleMatch, RuleSet, TokenSpan};
+use super::ruleset::{evaluate_into, to_rule_match, Evidence, RuleMatch, RuleSet, TokenSpan};
 use super::sentence::sentence_numbers;
 
 /// How far past the text's last word the words of a title scanned apart are
@@ -47,11 +48,11 @@ pub(super) enum TitlePlace {
 }
 
 impl ArticleHits {
-    /// Splits `evidence` into what lies in the text and what lies in a title
-    /// scanned apart (renumbered from 0).
-    fn split(&self, mut evidence: Evidence) -> (Evidence, Option<(Evidence, &Normalized)>) {
+    /// Moves what of `evidence` lies in a title scanned apart out of it
+    /// (renumbered from 0), leaving what lies in the text.
+    fn split_title(&self, evidence: &mut Evidence) -> Option<(Evidence, &Normalized)> {
         let TitlePlace::Apart { normalized, base } = &self.title else {
-            return (evidence, None);
+            return None;
         };
         let base = *base;
         let shift = |span: TokenSpan| TokenSpan {
@@ -73,7 +74,7 @@ impl ArticleHits {
             }
             !in_title
         });
-        (evidence, Some((title, normalized)))
+        Some((title, normalized))
     }
 
     /// The byte range of words `span`, and whether it is in the title
@@ -115,23 +116,25 @@ impl RuleSet {
         let hits = self.article_hits(title, text);
         let mut touched_rules: Vec<usize> = hits
             .leaves
-            .keys()
-            .map(|&leaf| self.leaves[leaf].rule)
+            .leaves()
+            .map(|leaf| self.leaves[leaf].rule)
             .collect();
         touched_rules.sort_unstable();
         touched_rules.dedup();
         let mut fired = Vec::new();
+        // One buffer for every rule's evidence: only what a rule that fires
+        // cites is copied out, into its `RuleMatch`.
+        let mut evidence = Evidence::default();
         for rule in touched_rules {
-            let Some(evidence) = evaluate(&self.rules[rule], &hits) else {
-                continue;
-            };
-            if evidence.spans.is_empty() {
+            evidence.clear();
+            if !evaluate_into(&self.rules[rule], &hits, &mut evidence) || evidence.spans.is_empty()
+            {
                 continue;
             }
-            let (text_evidence, title_evidence) = hits.split(evidence);
-            let mut found = to_rule_match(rule, text_evidence, &hits.normalized);
-            if let Some((title_evidence, title_normalized)) = title_evidence {
-                let in_title = to_rule_match(rule, title_evidence, title_normalized);
+            let title_evidence = hits.split_title(&mut evidence);
+            let mut found = to_rule_match(rule, &mut evidence, &hits.normalized);
+            if let Some((mut title_evidence, title_normalized)) = title_evidence {
+                let in_title = to_rule_match(rule, &mut title_evidence, title_normalized);
                 found.title_spans = in_title.spans;
                 found.title_entities = in_title.entities;
             }
@@ -166,54 +169,38 @@ impl RuleSet {
         &self,
         title: Option<&str>,
         normalized: &Normalized,
-        mut leaves: LeafHits,
+        leaves: LeafHits,
     ) -> (TitlePlace, LeafHits) {
         if !self.uses_title {
             return (TitlePlace::Unused, leaves);
         }
-        let mut title_leaves: LeafHits = LeafHits::default();
-        leaves.retain(|&leaf, spans| {
-            if self.leaves[leaf].title {
-                title_leaves.insert(leaf, std::mem::take(spans));
-                false
-            } else {
-                true
-            }
-        });
+        let is_title = |leaf: usize| self.leaves[leaf].title;
         let title_normalized = title.map(normalize).filter(|t| !t.tokens.is_empty());
         let (Some(title), Some(title_normalized)) = (title, title_normalized) else {
+            let leaves = leaves.filtered(|leaf, _| !is_title(leaf));
             return (TitlePlace::Unused, leaves);
         };
         if let Some(position) = normalized.text.find(title_normalized.text.as_str()) {
             let first = normalized.token_at(position + 1) as u32;
             let last = first + title_normalized.tokens.len() as u32 - 1;
-            for (leaf, mut spans) in title_leaves {
-                spans.retain(|(span, _)| first <= span.first && span.last <= last);
-                if !spans.is_empty() {
-                    leaves.insert(leaf, spans);
-                }
-            }
+            let leaves = leaves.filtered(|leaf, span| {
+                !is_title(leaf) || (first <= span.first && span.last <= last)
+            });
             return (TitlePlace::InText, leaves);
         }
         let base = normalized.tokens.len() as u32 + TITLE_GAP;
+        let mut leaves = leaves.filtered(|leaf, _| !is_title(leaf));
         let mut in_title = self.leaf_hits(&title_normalized);
         self.regex_terms
             .find(title, &title_normalized, &mut in_title);
-        for (leaf, spans) in in_title {
-            if !self.leaves[leaf].title {
-                continue;
+        for (leaf, span, entity) in in_title.iter() {
+            if is_title(leaf) {
+                let span = TokenSpan {
+                    first: span.first + base,
+                    last: span.last + base,
+                };
+                leaves.push(leaf, span, entity);
             }
-            let shifted = spans
-                .into_iter()
-                .map(|(span, entity)| {
-                    let span = TokenSpan {
-                        first: span.first + base,
-                        last: span.last + base,
-                    };
-                    (span, entity)
-                })
-                .collect();
-            leaves.insert(leaf, shifted);
         }
         let apart = TitlePlace::Apart {
             normalized: title_normalized,

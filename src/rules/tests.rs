@@ -162,6 +162,28 @@ fn rules_fire_on_the_right_text() {
         ("Tobruk OR Minsk", "Minsk only", Some(&["Minsk"])),
         ("Tobruk AND NOT Minsk", "Tobruk and Minsk", None),
         ("Tobruk AND NOT Minsk", "Tobruk alone", Some(&["Tobruk"])),
+        // An operand that does not hold cites nothing, even when part of it
+        // matched.
+        (
+            "(Tobruk AND Paris) OR Minsk",
+            "Tobruk and Minsk",
+            Some(&["Minsk"]),
+        ),
+        (
+            "Minsk AND NOT (Tobruk AND Paris)",
+            "Tobruk and Minsk",
+            Some(&["Minsk"]),
+        ),
+        (
+            "2 OF (Tobruk AND Paris, Minsk, Benghazi)",
+            "Tobruk, Minsk, Benghazi",
+            Some(&["Minsk", "Benghazi"]),
+        ),
+        (
+            "count(Tobruk AND Paris) < 1 AND Minsk",
+            "Tobruk and Minsk",
+            Some(&["Minsk"]),
+        ),
         (
             "(Tobruk OR Benghazi) NEAR/1 base",
             "the Benghazi air base",
