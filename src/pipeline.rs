@@ -18,7 +18,6 @@ use crate::article::fingerprint::{DuplicateIndex, Signature, DUPLICATE_SIMILARIT
 use crate::article::{boilerplate, Article, ReadWarning, SkipReason};
 use crate::config::{Config, OnDuplicate, Rule};
 use crate::rules::normalize::normalize_term;
-use crate::rules::words::FastMap;
 use crate::rules::{RuleMatch, RuleSet};
 use crate::state::{FileKey, NewDelivery, ProcessedArticle, Store, StoreError};
 
@@ -802,9 +801,6 @@ fn name_mentions(
     ruleset: &RuleSet,
     article: &Article,
 ) {
-    // A name is usually cited several times: its alias is worked out once
-    // (folding the mention again for each costs more than the lookup).
-    let mut aliases: FastMap<(usize, &str), Option<&str>> = FastMap::default();
     for cited in matches {
         let in_title = cited.field.as_deref() == Some("title");
         let (mentions, source) = if in_title {
@@ -825,10 +821,9 @@ fn name_mentions(
             continue;
         };
         cited.entity = Some(ruleset.entity_id(*entity).to_string());
-        cited.alias = aliases
-            .entry((*entity, surface))
-            .or_insert_with(|| ruleset.alias_of(*entity, surface))
-            .map(str::to_string);
+        // Remembered by the rule set: a name is cited in the same few
+        // spellings again and again.
+        cited.alias = ruleset.alias_of(*entity, surface).map(str::to_string);
         if surface != cited.text {
             cited.surface = Some(surface.to_string());
         }

@@ -12,9 +12,11 @@
 //! word is looked up in a table of transliterated alias words and in
 //! buckets of fuzzy alias words by length; only the aliases found there are
 //! checked, word by word. Also answers which alias a matched text is
-//! (for the alert). Pure; cannot fail.
+//! (for the alert), remembering the answers. Pure (the memory changes no
+//! answer); cannot fail.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use super::normalize::{normalize, normalize_term, Normalized};
 use super::ruleset::{EntityDef, TokenSpan};
@@ -54,7 +56,22 @@ pub(super) struct AliasMatcher {
     latin_prefixes: Vec<(String, Slot)>,
     /// Fuzzy alias words by their length in letters.
     fuzzy_by_length: FastMap<usize, Vec<Slot>>,
+    /// What [`AliasMatcher::alias_of`] answered so far.
+    spelled: Mutex<Spelled>,
 }
+
+/// Which alias each (entity, spelling) pair spells, as worked out so far:
+/// alerts cite the same few spellings of a name article after article, and
+/// working one out folds the text again. Bounded: emptied when full.
+#[derive(Debug, Default)]
+struct Spelled {
+    /// Entity -> spelling as in the article -> index in `aliases`.
+    by_entity: FastMap<usize, FastMap<Box<str>, Option<u32>>>,
+    len: usize,
+}
+
+/// The most answers [`Spelled`] keeps (a few MB at most).
+const SPELLED_MAX: usize = 1 << 16;
 
 impl AliasMatcher {
     pub(super) fn new(entities: &[EntityDef]) -> AliasMatcher {
@@ -243,6 +260,29 @@ impl AliasMatcher {
     /// The alias of `entity` that `surface` (text from the article) is a
     /// spelling of: exact first, then transliterated or fuzzy.
     pub(super) fn alias_of(&self, entity: usize, surface: &str) -> Option<&str> {
+        // A poisoned lock only means a panic elsewhere mid-update of a
+        // cache: work the answer out again.
+        let known = self.spelled.lock().ok().and_then(|spelled| {
+            spelled
+                .by_entity
+                .get(&entity)
+                .and_then(|spellings| spellings.get(surface).copied())
+        });
+        let alias = match known {
+            Some(alias) => alias.map(|alias| alias as usize),
+            None => {
+                let alias = self.work_out_alias(entity, surface);
+                if let Ok(mut spelled) = self.spelled.lock() {
+                    spelled.remember(entity, surface, alias.map(|alias| alias as u32));
+                }
+                alias
+            }
+        };
+        alias.map(|alias| self.aliases[alias].text.as_str())
+    }
+
+    /// [`AliasMatcher::alias_of`] without the memory: the alias's index.
+    fn work_out_alias(&self, entity: usize, surface: &str) -> Option<usize> {
         let folded = normalize(surface);
         let aliases = self.by_entity.get(entity)?;
         let fits = |alias: usize| self.aliases[alias].words.len() == folded.tokens.len();
@@ -265,9 +305,19 @@ impl AliasMatcher {
                         .all(|(position, word)| self.word_distance(alias, position, word).is_some())
             })
         };
-        exact
-            .or_else(near)
-            .map(|&alias| self.aliases[alias].text.as_str())
+        exact.or_else(near).copied()
+    }
+}
+
+impl Spelled {
+    fn remember(&mut self, entity: usize, surface: &str, alias: Option<u32>) {
+        if self.len >= SPELLED_MAX {
+            *self = Spelled::default();
+        }
+        let spellings = self.by_entity.entry(entity).or_default();
+        if spellings.insert(surface.into(), alias).is_none() {
+            self.len += 1;
+        }
     }
 }
 
@@ -289,4 +339,44 @@ impl Alias {
 enum Closeness {
     Exact,
     Near,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matcher() -> AliasMatcher {
+        let entity = |id: &str, aliases: &[&str]| EntityDef {
+            id: id.to_string(),
+            aliases: aliases.iter().map(|alias| alias.to_string()).collect(),
+            ..EntityDef::default()
+        };
+        AliasMatcher::new(&[
+            entity("minsk", &["Minsk", "Минск*"]),
+            entity("tobruk", &["Tobruk"]),
+        ])
+    }
+
+    fn remembered(matcher: &AliasMatcher) -> usize {
+        matcher.spelled.lock().expect("not poisoned").len
+    }
+
+    #[test]
+    fn each_spelling_is_worked_out_once_and_the_memory_stays_bounded() {
+        let matcher = matcher();
+        assert_eq!(matcher.alias_of(0, "Минске"), Some("Минск*"));
+        assert_eq!(matcher.alias_of(0, "MINSK"), Some("Minsk"));
+        assert_eq!(matcher.alias_of(1, "Minsk"), None);
+        assert_eq!(remembered(&matcher), 3);
+        assert_eq!(matcher.alias_of(0, "Минске"), Some("Минск*"));
+        assert_eq!(matcher.alias_of(1, "Minsk"), None);
+        assert_eq!(remembered(&matcher), 3, "asked again: answered from memory");
+
+        for n in 0..SPELLED_MAX {
+            matcher.alias_of(1, &format!("Tobruk{n}"));
+        }
+        assert!(remembered(&matcher) <= SPELLED_MAX);
+        assert_eq!(matcher.alias_of(0, "Минске"), Some("Минск*"));
+        assert_eq!(matcher.alias_of(1, "TOBRUK"), Some("Tobruk"));
+    }
 }
