@@ -731,12 +731,25 @@ fn whole_name(text: &str, mut span: std::ops::Range<usize>) -> std::ops::Range<u
 fn distinct_ids<'m>(
     mentions: impl IntoIterator<Item = &'m (&'m str, std::ops::Range<usize>)>,
 ) -> Vec<String> {
-    let mut known = HashSet::new();
-    mentions
-        .into_iter()
-        .filter(|(id, _)| known.insert(*id))
-        .map(|(id, _)| id.to_string())
-        .collect()
+    // An alert names one or a few entities: a look through those found so
+    // far beats hashing every mention, until there are many.
+    const FEW: usize = 16;
+    let mut ids: Vec<&str> = Vec::new();
+    let mut known: HashSet<&str> = HashSet::new();
+    for (id, _) in mentions {
+        let new = if ids.len() < FEW {
+            !ids.contains(id)
+        } else {
+            if known.is_empty() {
+                known.extend(ids.iter().copied());
+            }
+            known.insert(id)
+        };
+        if new {
+            ids.push(id);
+        }
+    }
+    ids.into_iter().map(str::to_string).collect()
 }
 
 /// Sorts entity ids by their first mention in the text.
@@ -749,6 +762,9 @@ fn order_by_appearance(entities: &mut [String], mentions: &[(&str, std::ops::Ran
             .min()
             .unwrap_or(usize::MAX)
     };
+    if entities.len() < 2 {
+        return;
+    }
     // Cached: the key is a pass over the mentions, once per entity instead
     // of once per comparison.
     entities.sort_by_cached_key(first);
@@ -1136,6 +1152,20 @@ match = 'entity:karankevich NEAR/2 list:visit'
             json.contains(r#""entity":"karankevich","alias":"Karankevich""#),
             "{json}"
         );
+    }
+
+    #[test]
+    fn entities_are_named_once_in_order_of_first_mention() {
+        // Past the few that are compared one by one, and back again.
+        let names: Vec<String> = (0..40).map(|n| format!("e{}", n % 25)).collect();
+        let mentions: Vec<(&str, std::ops::Range<usize>)> = names
+            .iter()
+            .enumerate()
+            .map(|(at, id)| (id.as_str(), at..at + 1))
+            .collect();
+        let expected: Vec<String> = (0..25).map(|n| format!("e{n}")).collect();
+        assert_eq!(distinct_ids(&mentions), expected);
+        assert_eq!(distinct_ids(&mentions[..3]), ["e0", "e1", "e2"]);
     }
 }
 
