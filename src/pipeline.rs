@@ -319,7 +319,7 @@ impl Pipeline {
                 .iter()
                 .map(|(entity, span)| (ruleset.entity_id(*entity), span.clone()))
                 .collect();
-            let mut spans = found.spans.clone();
+            let mut spans = found.spans.to_vec();
             if rule.first_seen {
                 for candidate in candidates
                     .iter()
@@ -335,7 +335,7 @@ impl Pipeline {
                 .map(|(entity, span)| (ruleset.entity_id(*entity), span.clone()))
                 .collect();
             let mut entities = distinct_ids(mentions.iter().chain(&title_mentions));
-            let mut title_spans = found.title_spans.clone();
+            let mut title_spans = found.title_spans.to_vec();
             if rule.first_seen {
                 let mut unseen = self.store.unseen(&rule.id, &entities)?;
                 unseen.retain(|entity| !batch.seen.contains(&(rule.id.clone(), entity.clone())));
@@ -821,11 +821,11 @@ fn name_mentions(
         let in_title = cited.field.as_deref() == Some("title");
         let (mentions, source) = if in_title {
             (
-                &found.title_entities,
+                &found.title_entities[..],
                 article.title.as_deref().unwrap_or_default(),
             )
         } else {
-            (&found.entities, article.text.as_str())
+            (&found.entities[..], article.text.as_str())
         };
         let Some((entity, range)) = mentions
             .iter()

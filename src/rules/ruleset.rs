@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use aho_corasick::{AhoCorasick, MatchKind};
+use smallvec::SmallVec;
 
 use super::expr::{Comparison, Expr, TermKind};
 use super::fuzzy::AliasMatcher;
@@ -83,16 +84,18 @@ pub struct CompileError {
     pub message: String,
 }
 
-/// A fired rule with the evidence.
+/// A fired rule with the evidence. Its spans and mentions are kept inline
+/// up to four (most rules cite one or a few): at 100,000 rules an article
+/// fires ~85, and two allocations for each cost 10–18% of a scan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleMatch {
     /// Index of the rule in [`RuleSetInput::rules`].
     pub rule: usize,
     /// Byte ranges of the original text that made the rule fire, sorted,
     /// without duplicates. A `NEAR` pair is one range covering both sides.
-    pub spans: Vec<Range<usize>>,
+    pub spans: SmallVec<[Range<usize>; 4]>,
     /// Entity mentions among them: (entity index, byte range), in text order.
-    pub entities: Vec<(usize, Range<usize>)>,
+    pub entities: SmallVec<[(usize, Range<usize>); 4]>,
     /// Byte ranges of the article's title, for `title:` hits when the title
     /// is not part of the text (see [`RuleSet::scan_article`]); sorted.
     pub title_spans: Vec<Range<usize>>,

@@ -135,8 +135,8 @@ impl RuleSet {
             let mut found = to_rule_match(rule, &mut evidence, &hits.normalized);
             if let Some((mut title_evidence, title_normalized)) = title_evidence {
                 let in_title = to_rule_match(rule, &mut title_evidence, title_normalized);
-                found.title_spans = in_title.spans;
-                found.title_entities = in_title.entities;
+                found.title_spans = in_title.spans.into_vec();
+                found.title_entities = in_title.entities.into_vec();
             }
             fired.push(found);
         }
