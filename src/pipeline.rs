@@ -754,6 +754,9 @@ fn distinct_ids<'m>(
 
 /// Sorts entity ids by their first mention in the text.
 fn order_by_appearance(entities: &mut [String], mentions: &[(&str, std::ops::Range<usize>)]) {
+    if entities.len() < 2 {
+        return;
+    }
     let first = |id: &String| {
         mentions
             .iter()
@@ -762,9 +765,6 @@ fn order_by_appearance(entities: &mut [String], mentions: &[(&str, std::ops::Ran
             .min()
             .unwrap_or(usize::MAX)
     };
-    if entities.len() < 2 {
-        return;
-    }
     // Cached: the key is a pass over the mentions, once per entity instead
     // of once per comparison.
     entities.sort_by_cached_key(first);

@@ -79,21 +79,24 @@ impl LeafHits {
         leaf: LeafId,
     ) -> Option<impl Iterator<Item = (TokenSpan, Option<EntityIdx>)> + '_> {
         let group = &self.groups[*self.index.get(&leaf)? as usize];
-        let mut next = group.first;
-        Some(std::iter::from_fn(move || {
-            let hit = self.hits.get(next as usize)?;
-            next = hit.next;
-            Some((hit.span, hit.entity))
-        }))
+        Some(self.chain(group))
     }
 
     /// Every hit, leaf by leaf: (leaf, span, entity).
     pub(super) fn iter(&self) -> impl Iterator<Item = (LeafId, TokenSpan, Option<EntityIdx>)> + '_ {
         self.groups.iter().flat_map(move |group| {
-            self.get(group.leaf)
-                .into_iter()
-                .flatten()
+            self.chain(group)
                 .map(move |(span, entity)| (group.leaf, span, entity))
+        })
+    }
+
+    /// The hits of `group`, following its chain.
+    fn chain(&self, group: &Group) -> impl Iterator<Item = (TokenSpan, Option<EntityIdx>)> + '_ {
+        let mut next = group.first;
+        std::iter::from_fn(move || {
+            let hit = self.hits.get(next as usize)?;
+            next = hit.next;
+            Some((hit.span, hit.entity))
         })
     }
 
