@@ -453,7 +453,9 @@ fn record(
     for (path, outcome) in paths.iter().zip(outcomes) {
         let took = took.next().unwrap_or(recorded);
         match outcome {
-            Outcome::Processed { article_id, alerts } => {
+            Outcome::Processed {
+                article_id, alerts, ..
+            } => {
                 any_alert |= !alerts.is_empty();
                 let rules: Vec<&str> = alerts.iter().map(|a| a.rule.as_str()).collect();
                 metrics.article_processed(took, rules.iter().copied());

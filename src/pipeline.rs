@@ -28,6 +28,8 @@ pub enum Outcome {
     Processed {
         article_id: String,
         alerts: Vec<Alert>,
+        /// The article's text, which the alerts' match offsets refer to.
+        text: String,
     },
     /// The same bytes were processed before (a copy or a rename-over).
     Duplicate { article_id: String },
@@ -250,6 +252,7 @@ impl Pipeline {
         Ok(Outcome::Processed {
             article_id: article.id,
             alerts,
+            text: article.text,
         })
     }
 

@@ -125,7 +125,7 @@ pub fn snippet(text: &str, spans: &[std::ops::Range<usize>]) -> String {
 /// `split_whitespace().join(" ")` gives. Alerts are built by the thousand
 /// per second, each with a snippet, so it copies whole runs of ASCII words
 /// joined by single spaces at once, and decodes only non-ASCII characters.
-fn push_collapsed(out: &mut String, text: &str) {
+pub(crate) fn push_collapsed(out: &mut String, text: &str) {
     let bytes = text.as_bytes();
     let plain = |i: usize| bytes.get(i).is_some_and(|b| b.is_ascii_graphic());
     let mut space_owed = false;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
+use crate::alert::build::push_collapsed;
 use crate::alert::payload::Alert;
 use crate::article::{boilerplate, Article};
 use crate::config::Config;
@@ -120,7 +121,7 @@ impl Printer {
         outcome: Outcome,
     ) -> anyhow::Result<()> {
         match outcome {
-            Outcome::Processed { alerts, .. } => {
+            Outcome::Processed { alerts, text, .. } => {
                 self.articles += 1;
                 self.fired += alerts.len();
                 if self.json {
@@ -129,15 +130,10 @@ impl Printer {
                         out.write_all(b"\n")?;
                     }
                 } else {
-                    let text = std::fs::read(path).ok();
-                    report(out, path, &alerts, text.as_deref(), self.color)?;
+                    report(out, path, &alerts, &text, self.color)?;
                     if self.explain {
-                        explain_rules(
-                            out,
-                            &self.config,
-                            path,
-                            text.as_deref().unwrap_or_default(),
-                        )?;
+                        let raw = std::fs::read(path).unwrap_or_default();
+                        explain_rules(out, &self.config, path, &raw)?;
                     }
                 }
             }
@@ -180,7 +176,7 @@ fn report(
     out: &mut impl Write,
     path: &Path,
     alerts: &[Alert],
-    raw: Option<&[u8]>,
+    text: &str,
     color: bool,
 ) -> std::io::Result<()> {
     let Some(first) = alerts.first() else {
@@ -196,8 +192,8 @@ fn report(
         article.published.as_deref().unwrap_or("no date"),
         &article.id[..12]
     )?;
-    // Offsets refer to the article text; for plain UTF-8 files that is the file.
-    let text = raw.and_then(|bytes| std::str::from_utf8(bytes).ok());
+    // One line per match, built in this buffer (thousands per second).
+    let mut line = String::new();
     for alert in alerts {
         writeln!(
             out,
@@ -210,14 +206,18 @@ fn report(
             writeln!(out, "    entities: {}", alert.entities.join(", "))?;
         }
         for found in &alert.matches {
+            line.clear();
             if found.field.as_deref() == Some("title") {
-                writeln!(out, "    title: {}", highlight(&found.text, color))?;
+                highlight(&mut line, &found.text, color);
+                writeln!(out, "    title: {line}")?;
                 continue;
             }
-            let context = text
-                .filter(|t| t.get(found.start..found.end) == Some(found.text.as_str()))
-                .map(|t| in_context(t, found.start, found.end, color));
-            let line = context.unwrap_or_else(|| highlight(&found.text, color));
+            // Offsets refer to the article text; show the match in context.
+            if text.get(found.start..found.end) == Some(found.text.as_str()) {
+                in_context(&mut line, text, found.start, found.end, color);
+            } else {
+                highlight(&mut line, &found.text, color);
+            }
             writeln!(out, "    {}: {line}", found.start)?;
         }
     }
@@ -258,40 +258,139 @@ fn explain_rules(
     Ok(())
 }
 
-fn highlight(text: &str, color: bool) -> String {
-    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if color {
-        format!("\x1b[1;31m{text}\x1b[0m")
-    } else {
-        format!("»{text}«")
-    }
+/// Appends `text`, whitespace collapsed, marked as a match.
+fn highlight(line: &mut String, text: &str, color: bool) {
+    line.push_str(if color { "\x1b[1;31m" } else { "»" });
+    push_collapsed(line, text);
+    line.push_str(if color { "\x1b[0m" } else { "«" });
 }
 
-fn in_context(text: &str, start: usize, end: usize, color: bool) -> String {
-    let before: String = text[..start]
-        .chars()
+/// Appends the match `text[start..end]` with up to [`CONTEXT`] characters
+/// of the text on each side, whitespace collapsed.
+fn in_context(line: &mut String, text: &str, start: usize, end: usize, color: bool) {
+    let before = &text[..start];
+    let before = before
+        .char_indices()
         .rev()
-        .take(CONTEXT)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    let after: String = text[end..].chars().take(CONTEXT).collect();
-    let flat = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
-    let lead = if before.ends_with(char::is_whitespace) {
-        " "
-    } else {
-        ""
-    };
-    let trail = if after.starts_with(char::is_whitespace) {
-        " "
-    } else {
-        ""
-    };
-    format!(
-        "…{}{lead}{}{trail}{}…",
-        flat(&before),
-        highlight(&text[start..end], color),
-        flat(&after)
-    )
+        .nth(CONTEXT - 1)
+        .map_or(before, |(at, _)| &before[at..]);
+    let after = &text[end..];
+    let after = after
+        .char_indices()
+        .nth(CONTEXT)
+        .map_or(after, |(at, _)| &after[..at]);
+    line.push('…');
+    push_collapsed(line, before);
+    if before.ends_with(char::is_whitespace) {
+        line.push(' ');
+    }
+    highlight(line, &text[start..end], color);
+    if after.starts_with(char::is_whitespace) {
+        line.push(' ');
+    }
+    push_collapsed(line, after);
+    line.push('…');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::build::{build_alert, FiredRule};
+    use crate::alert::payload::{ArticleRef, MatchSpan, Severity};
+
+    fn context(text: &str, needle: &str) -> String {
+        let start = text.find(needle).expect("needle in text");
+        let mut line = String::from("old line, cleared by nobody: ");
+        let kept = line.len();
+        in_context(&mut line, text, start, start + needle.len(), false);
+        line.split_off(kept)
+    }
+
+    #[test]
+    fn a_match_is_shown_between_its_neighbours_with_whitespace_collapsed() {
+        assert_eq!(
+            context("Talks in\n\n  Minsk   ended.", "Minsk"),
+            "…Talks in »Minsk« ended.…"
+        );
+        assert_eq!(
+            context("Minsk\tended", "Minsk"),
+            "…»Minsk« ended…",
+            "nothing before the match"
+        );
+        assert_eq!(
+            context("  \n Minsk", "Minsk"),
+            "… »Minsk«…",
+            "only whitespace before"
+        );
+        assert_eq!(
+            context("a visit to\nMinsk,\nin May", "visit to\nMinsk"),
+            "…a »visit to Minsk«, in May…",
+            "the match's own whitespace is collapsed too"
+        );
+    }
+
+    #[test]
+    fn the_context_is_sixty_characters_on_each_side_not_bytes() {
+        let text = format!("{}Минск{}", "ж".repeat(100), "щ".repeat(100));
+        let line = context(&text, "Минск");
+        let expected = format!("…{}»Минск«{}…", "ж".repeat(60), "щ".repeat(60));
+        assert_eq!(line, expected);
+    }
+
+    #[test]
+    fn the_report_shows_matches_in_the_article_text_and_title_matches_apart() {
+        // As from an HTML file: the offsets refer to the extracted text,
+        // which is not the file's bytes.
+        let text = "Haftar flew to Minsk on Monday.";
+        let start = text.find("Minsk").expect("present");
+        let end = start + "Minsk".len();
+        let mut alert = build_alert(
+            &FiredRule {
+                id: "minsk-visit",
+                description: "A visit to Minsk",
+                severity: Severity::Critical,
+            },
+            ArticleRef {
+                id: "ab".repeat(32),
+                path: "seeds/visit.html".to_string(),
+                title: Some("Haftar in Minsk".to_string()),
+                published: Some("2025-02-18".to_string()),
+            },
+            text,
+            std::slice::from_ref(&(start..end)),
+            vec!["minsk".to_string()],
+            "2025-02-18T10:00:00Z",
+        );
+        alert.matches.push(MatchSpan {
+            text: "Minsk".to_string(),
+            start: 10,
+            end: 15,
+            field: Some("title".to_string()),
+            ..MatchSpan::default()
+        });
+        alert.matches.push(MatchSpan {
+            text: "Tobruk".to_string(),
+            start: 0,
+            end: 6,
+            ..MatchSpan::default()
+        });
+        let mut out = Vec::new();
+        report(
+            &mut out,
+            Path::new("seeds/visit.html"),
+            &[alert],
+            text,
+            false,
+        )
+        .expect("report");
+        let expected = "\
+seeds/visit.html: Haftar in Minsk | 2025-02-18 | id abababababab
+  [critical] minsk-visit: A visit to Minsk
+    entities: minsk
+    15: …Haftar flew to »Minsk« on Monday.…
+    title: »Minsk«
+    0: »Tobruk«
+";
+        assert_eq!(String::from_utf8(out).expect("utf-8"), expected);
+    }
 }
