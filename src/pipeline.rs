@@ -204,7 +204,7 @@ impl Pipeline {
         let alerts = decisions.alerts;
         let mut deliveries = Vec::new();
         for alert in alerts.iter().filter(|_| self.deliver) {
-            let payload = serde_json::to_string(alert)?;
+            let payload = alert.to_json();
             let Some(rule) = self.config.rule(&alert.rule) else {
                 continue;
             };

@@ -2,6 +2,7 @@
 //! of sink renders and delivers it.
 
 pub mod build;
+pub mod json;
 pub mod payload;
 pub mod send;
 pub mod slack;

@@ -84,7 +84,7 @@ pub fn run(
                 continue;
             }
             fired += 1;
-            let payload = serde_json::to_string(&alert)?;
+            let payload = alert.to_json();
             let Some(rule) = config.rule(&alert.rule) else {
                 continue;
             };

@@ -54,7 +54,7 @@ pub fn run(config: &Config, sink_name: &str) -> anyhow::Result<()> {
         );
     };
     let alert = test_alert(&fired_at_now());
-    let payload = serde_json::to_string(&alert)?;
+    let payload = alert.to_json();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -35,6 +35,7 @@ pub fn run(config: Config, json: bool, explain: bool, paths: &[PathBuf]) -> anyh
         color: !json && std::io::stdout().is_terminal(),
         articles: 0,
         fired: 0,
+        lines: String::new(),
     };
     // In batches like the daemon's (one transaction each), in the order
     // given, on three threads: one reads and scans the next batch, this one
@@ -110,6 +111,8 @@ struct Printer {
     color: bool,
     articles: usize,
     fired: usize,
+    /// The JSON lines of one article, built here and written at once.
+    lines: String,
 }
 
 impl Printer {
@@ -125,10 +128,12 @@ impl Printer {
                 self.articles += 1;
                 self.fired += alerts.len();
                 if self.json {
+                    self.lines.clear();
                     for alert in &alerts {
-                        serde_json::to_writer(&mut *out, alert)?;
-                        out.write_all(b"\n")?;
+                        alert.write_json(&mut self.lines);
+                        self.lines.push('\n');
                     }
+                    out.write_all(self.lines.as_bytes())?;
                 } else {
                     report(out, path, &alerts, &text, self.color)?;
                     if self.explain {
