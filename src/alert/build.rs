@@ -127,15 +127,28 @@ pub fn snippet(text: &str, spans: &[std::ops::Range<usize>]) -> String {
 /// joined by single spaces at once, and decodes only non-ASCII characters.
 pub(crate) fn push_collapsed(out: &mut String, text: &str) {
     let bytes = text.as_bytes();
-    let plain = |i: usize| bytes.get(i).is_some_and(|b| b.is_ascii_graphic());
+    let plain = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_graphic);
     let mut space_owed = false;
     let mut wrote = false;
     let mut index = 0;
     while index < bytes.len() {
         // A run of printable ASCII, single spaces between its words.
         let run = index;
-        while plain(index) || (bytes.get(index) == Some(&b' ') && index > run && plain(index + 1)) {
-            index += 1;
+        while let Some(&byte) = bytes.get(index) {
+            if let Some(word) = bytes.get(index..index + 8) {
+                let word = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+                if plain_word(word, index > run) {
+                    index += 8;
+                    continue;
+                }
+            }
+            if byte.is_ascii_graphic() {
+                index += 1;
+            } else if byte == b' ' && index > run && plain(index + 1) {
+                index += 2;
+            } else {
+                break;
+            }
         }
         let end = if index > run {
             index
@@ -159,6 +172,29 @@ pub(crate) fn push_collapsed(out: &mut String, text: &str) {
         out.push_str(&text[run..end]);
         wrote = true;
     }
+}
+
+/// Whether the run loop of [`push_collapsed`] would take all eight bytes
+/// of `word` one by one: printable ASCII and single spaces, the last byte
+/// not a space, the first one a space only inside a run (`in_run`).
+fn plain_word(word: u64, in_run: bool) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = ONES * 0x80;
+    if word & HIGH != 0 {
+        return false; // not ASCII
+    }
+    // Each byte is below 0x80 now, so these sums carry into no other byte:
+    // a byte's high bit says exactly whether it is >= 0x21, >= 0x7f, != ' '.
+    let from_0x21 = word.wrapping_add(ONES * (0x80 - 0x21)) & HIGH;
+    let from_0x7f = word.wrapping_add(ONES * (0x80 - 0x7f)) & HIGH;
+    let not_space = (word ^ (ONES * 0x20)).wrapping_add(ONES * 0x7f) & HIGH;
+    let graphic = from_0x21 & !from_0x7f;
+    let space = HIGH & !not_space;
+    let first_is_space = space & 0x80 != 0;
+    (graphic | space) == HIGH
+        && space & (space >> 8) == 0
+        && space >> 63 == 0
+        && (in_run || !first_is_space)
 }
 
 fn floor_boundary(text: &str, mut index: usize) -> usize {
@@ -205,6 +241,68 @@ mod tests {
         assert!(snippet.ends_with("ещё ..."), "{snippet}");
         assert!(snippet.contains("Минск"));
         assert!(snippet.len() < SNIPPET_LENGTH + 10);
+    }
+
+    #[test]
+    fn a_plain_word_is_what_the_byte_loop_would_take() {
+        // The byte loop's rule, for a word followed by a printable byte.
+        let by_bytes = |bytes: [u8; 8], in_run: bool| {
+            bytes.iter().enumerate().all(|(i, &b)| {
+                let next = bytes.get(i + 1).copied().unwrap_or(b'x');
+                b.is_ascii_graphic() || (b == b' ' && (i > 0 || in_run) && next.is_ascii_graphic())
+            }) && bytes[7] != b' '
+        };
+        for base in [*b"abcdefgh", *b"ab cd ef", *b" b d f h", *b"a.c-e~g!"] {
+            for position in 0..8 {
+                for byte in 0u8..=0xff {
+                    let mut bytes = base;
+                    bytes[position] = byte;
+                    for in_run in [false, true] {
+                        assert_eq!(
+                            plain_word(u64::from_le_bytes(bytes), in_run),
+                            by_bytes(bytes, in_run),
+                            "{bytes:?} in_run={in_run}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn long_mixed_texts_collapse_like_split_whitespace() {
+        // Deterministic pseudo-random texts over an alphabet of the cases.
+        let alphabet = [
+            "a",
+            "Z",
+            " ",
+            "  ",
+            "\n",
+            "\t",
+            ".",
+            "~",
+            "\u{7f}",
+            "é",
+            "\u{a0}",
+            "Минск",
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..2000 {
+            let mut text = String::new();
+            for _ in 0..(state % 60) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                text.push_str(alphabet[(state % alphabet.len() as u64) as usize]);
+            }
+            let mut collapsed = String::new();
+            push_collapsed(&mut collapsed, &text);
+            assert_eq!(
+                collapsed,
+                text.split_whitespace().collect::<Vec<_>>().join(" "),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]
