@@ -186,7 +186,7 @@ fn plain_word(word: u64, in_run: bool) -> bool {
     // Each byte is below 0x80 now, so these sums carry into no other byte:
     // a byte's high bit says exactly whether it is >= 0x21, >= 0x7f, != ' '.
     let from_0x21 = word.wrapping_add(ONES * (0x80 - 0x21)) & HIGH;
-    let from_0x7f = word.wrapping_add(ONES * (0x80 - 0x7f)) & HIGH;
+    let from_0x7f = word.wrapping_add(ONES) & HIGH; // 0x7f + 1 = 0x80
     let not_space = (word ^ (ONES * 0x20)).wrapping_add(ONES * 0x7f) & HIGH;
     let graphic = from_0x21 & !from_0x7f;
     let space = HIGH & !not_space;
