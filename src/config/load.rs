@@ -221,7 +221,7 @@ pub fn load_str(
     source: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, Vec<Diagnostic>> {
-    let raw: RawConfig = toml::from_str(source).map_err(|error| {
+    let raw = RawConfig::parse(source).map_err(|error| {
         let offset = error.span().map_or(0, |span| span.start);
         let message = error.message().trim().replace('\n', "; ");
         vec![Diagnostic::at(path, source, offset, message)]

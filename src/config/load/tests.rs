@@ -140,6 +140,36 @@ fn errors_name_line_and_column() {
 }
 
 #[test]
+fn a_misspelt_key_is_placed_wherever_its_table_is_read() {
+    // [entities] and [rules] are read on two threads, the rest on a third;
+    // of several such errors, the first in the file is reported.
+    let entity = "[entities.x]\naliases = [\"X\"]\nfuzzzy = 1\n";
+    let rule = "[rules.y]\nmatch = 'Tobruk'\nseverty = \"info\"\n";
+    let state = "[state]\ndirr = \"s\"\n";
+    let entity_error =
+        "unknown field `fuzzzy`, expected one of `class`, `aliases`, `not`, `fuzzy`, `translit`";
+    let rule_error = "unknown field `severty`, expected one of `description`, `match`, `severity`, `sinks`, `first_seen`, `throttle`, `throttle_by`, `threshold`, `on_duplicate`";
+    let state_error = "unknown field `dirr`, expected `dir`";
+    for (parts, expected) in [
+        (
+            [entity, rule, state],
+            format!("config.toml:19:1: {entity_error}"),
+        ),
+        (
+            [rule, entity, state],
+            format!("config.toml:19:1: {rule_error}"),
+        ),
+        (
+            [state, rule, entity],
+            format!("config.toml:18:1: {state_error}"),
+        ),
+    ] {
+        let source = format!("{BASE}\n{}\n{}\n{}", parts[0], parts[1], parts[2]);
+        assert_eq!(errors(&source), [expected], "config:\n{source}");
+    }
+}
+
+#[test]
 fn every_error_is_reported_not_only_the_first() {
     let source =
         format!("{BASE}\n[rules.a]\nmatch = 'entity:nope'\n\n[rules.b]\nmatch = 'list:nope'\n");
