@@ -600,7 +600,12 @@ impl Parser {
     }
 
     fn advance(&mut self) -> Option<Token> {
-        let token = self.tokens.get(self.position).cloned();
+        // Each token is read once: taken, not cloned (a term owns its text).
+        let placeholder = Token {
+            kind: Lexeme::Comma,
+            span: 0..0,
+        };
+        let token = (self.tokens.get_mut(self.position)).map(|t| std::mem::replace(t, placeholder));
         self.position += 1;
         token
     }
