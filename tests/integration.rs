@@ -441,6 +441,29 @@ fn check_reports_positions_and_exits_78() {
     );
 }
 
+/// `newswatch test` shows each match in the context of the article's text,
+/// which for an HTML file is the extracted text, not the markup around it.
+#[test]
+fn the_test_report_shows_html_matches_in_the_extracted_text() {
+    let workspace =
+        Workspace::new("[watch]\ndir = \"articles\"\n\n[rules.minsk]\nmatch = 'Minsk'\n");
+    workspace.drop_article(
+        "visit.html",
+        b"<html><head><title>Visit</title></head><body><p>Haftar arrived in <b>Minsk</b> on Monday.</p></body></html>",
+    );
+    let output = workspace.command(&["test", "articles/visit.html"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        report.contains(": …Visit Haftar arrived in »Minsk« on Monday.…\n"),
+        "{report}"
+    );
+}
+
 /// The shipped config is valid and fires on the shipped seeds.
 #[test]
 fn the_shipped_config_checks_and_fires_on_the_seeds() {
