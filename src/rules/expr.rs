@@ -615,14 +615,13 @@ impl Parser {
     }
 
     fn parse_or(&mut self) -> Result<Expr, ParseError> {
-        let mut alternatives = vec![self.parse_and()?];
-        while matches!(
-            self.peek(),
-            Some(Token {
-                kind: Lexeme::Or,
-                ..
-            })
-        ) {
+        let first = self.parse_and()?;
+        let at_or = |parser: &Self| matches!(parser.peek().map(|t| &t.kind), Some(Lexeme::Or));
+        if !at_or(self) {
+            return Ok(first); // most operands: no vector to build
+        }
+        let mut alternatives = vec![first];
+        while at_or(self) {
             self.advance();
             alternatives.push(self.parse_and()?);
         }
@@ -630,20 +629,24 @@ impl Parser {
     }
 
     fn parse_and(&mut self) -> Result<Expr, ParseError> {
-        let mut parts = vec![self.parse_near()?];
+        // Most operands are one part: the vector is built from a second on.
+        let mut first = Some(self.parse_near()?);
+        let mut parts = Vec::new();
         loop {
             match self.peek().map(|token| &token.kind) {
                 Some(Lexeme::And) => {
                     self.advance();
-                    parts.push(self.parse_near()?);
                 }
-                Some(Lexeme::Term(_) | Lexeme::LParen | Lexeme::Not | Lexeme::Call(_)) => {
-                    parts.push(self.parse_near()?);
-                }
+                Some(Lexeme::Term(_) | Lexeme::LParen | Lexeme::Not | Lexeme::Call(_)) => {}
                 _ => break,
             }
+            parts.extend(first.take());
+            parts.push(self.parse_near()?);
         }
-        Ok(collapse(parts, Expr::And))
+        match first {
+            Some(only) => Ok(only),
+            None => Ok(collapse(parts, Expr::And)),
+        }
     }
 
     fn parse_near(&mut self) -> Result<Expr, ParseError> {
