@@ -43,6 +43,16 @@ struct Hit {
 }
 
 impl LeafHits {
+    /// Room for about `hits` hits, so that collecting them does not grow
+    /// the vectors and the index step by step (each growth a `realloc`).
+    pub(super) fn with_capacity(hits: usize) -> Self {
+        LeafHits {
+            index: FastMap::with_capacity_and_hasher(hits / 2, Default::default()),
+            groups: Vec::with_capacity(hits / 2),
+            hits: Vec::with_capacity(hits),
+        }
+    }
+
     /// Adds a hit of `leaf`, after those it has.
     pub(super) fn push(&mut self, leaf: LeafId, span: TokenSpan, entity: Option<EntityIdx>) {
         let hit = self.hits.len() as u32;

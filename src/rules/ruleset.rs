@@ -421,11 +421,11 @@ impl RuleSet {
     /// The hits of every leaf of every rule (entity `not` contexts applied).
     pub(super) fn leaf_hits(&self, normalized: &Normalized) -> LeafHits {
         let hits = self.find_hits(normalized);
-        let mut leaf_spans = LeafHits::default();
+        let mut leaf_spans = LeafHits::with_capacity(hits.len());
         // Alias mentions, in the order found; kept flat (no list per
         // entity) and checked against the entities' `not` contexts once
         // all of those are known.
-        let mut alias_hits: Vec<(EntityIdx, TokenSpan)> = Vec::new();
+        let mut alias_hits: Vec<(EntityIdx, TokenSpan)> = Vec::with_capacity(hits.len());
         let mut not_hits: Vec<(EntityIdx, TokenSpan)> = Vec::new();
         for &(pattern, span) in &hits {
             for pattern_use in self.pattern_uses.get(pattern) {
@@ -460,7 +460,9 @@ impl RuleSet {
     /// canonical text would report them (by end, longest first).
     fn find_hits(&self, normalized: &Normalized) -> Vec<(PatternId, TokenSpan)> {
         let text = normalized.text.as_str();
-        let mut hits: Vec<(usize, PatternId, TokenSpan)> = Vec::new();
+        // Room for a hit per four words, so that the vector rarely grows.
+        let mut hits: Vec<(usize, PatternId, TokenSpan)> =
+            Vec::with_capacity(normalized.tokens.len() / 4 + 16);
         self.words.find(normalized.words(), |pattern, first, last| {
             hits.push((
                 normalized.word_end(last) + 1,
