@@ -121,7 +121,9 @@ impl RuleSet {
             .collect();
         touched_rules.sort_unstable();
         touched_rules.dedup();
-        let mut fired = Vec::new();
+        // Room for the rules that may fire, up to a bound (a `RuleMatch` is
+        // ~250 bytes): most articles then never grow the vector.
+        let mut fired = Vec::with_capacity(touched_rules.len().min(128));
         // One buffer for every rule's evidence: only what a rule that fires
         // cites is copied out, into its `RuleMatch`.
         let mut evidence = Evidence::default();
