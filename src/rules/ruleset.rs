@@ -23,7 +23,7 @@ use super::expr::{Comparison, Expr, TermKind};
 use super::fuzzy::AliasMatcher;
 use super::hits::LeafHits;
 use super::lists::InlineLists;
-use super::normalize::{normalize_term, Normalized};
+use super::normalize::{normalize, Normalized};
 use super::regex_terms::RegexTerms;
 use super::scan::ArticleHits;
 use super::sentence::in_one_sentence;
@@ -733,15 +733,15 @@ impl<'a> Compiler<'a> {
     /// Folds `term` (trailing `*` = prefix) into a pattern and registers `use_`.
     /// Returns false when the term has no letters or digits.
     fn add_pattern(&mut self, term: &str, prefix: bool, pattern_use: PatternUse) -> bool {
-        let folded = normalize_term(term);
-        if folded.is_empty() {
+        // The canonical text is the key as it is: the folded words with a
+        // space on each side (`" tor m2 "`); a prefix pattern ends inside
+        // its last word, without the closing space.
+        let mut key = normalize(term).text;
+        if key.trim().is_empty() {
             return false;
         }
-        let mut key = String::with_capacity(folded.len() + 2);
-        key.push(' ');
-        key.push_str(&folded);
-        if !prefix {
-            key.push(' ');
+        if prefix {
+            key.pop();
         }
         let id = match self.pattern_index.get(&key) {
             Some(&id) => id,
