@@ -605,7 +605,10 @@ impl Parser {
             kind: Lexeme::Comma,
             span: 0..0,
         };
-        let token = (self.tokens.get_mut(self.position)).map(|t| std::mem::replace(t, placeholder));
+        let token = self
+            .tokens
+            .get_mut(self.position)
+            .map(|t| std::mem::replace(t, placeholder));
         self.position += 1;
         token
     }
