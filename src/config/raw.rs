@@ -11,6 +11,8 @@ use toml::Spanned;
 
 use crate::alert::payload::Severity;
 
+mod pieces;
+
 /// The whole config.toml.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,11 +46,24 @@ pub struct RawConfig {
 }
 
 impl RawConfig {
-    /// Parses config.toml. The document is parsed once; then its two large
-    /// tables, `[entities]` and `[rules]`, are read into their structs on
-    /// two threads (with 100,000 of each, the reading is a fifth of the
-    /// load). Of several errors, the first in the file is reported.
+    /// Parses config.toml. A large one (100,000 entities and rules) is read
+    /// in pieces on every core (see [`pieces`]); any other, or one those
+    /// pieces do not cover, is parsed whole. Of several errors, the first in
+    /// the file is reported.
     pub fn parse(source: &str) -> Result<RawConfig, toml::de::Error> {
+        if source.len() >= pieces::MIN_LEN {
+            if let Some(raw) = pieces::parse(source, pieces::PIECE_LEN) {
+                return Ok(raw);
+            }
+        }
+        Self::parse_whole(source)
+    }
+
+    /// Parses config.toml in one piece. The document is parsed once; then
+    /// its two large tables, `[entities]` and `[rules]`, are read into their
+    /// structs on two threads. Of several errors, the first in the file is
+    /// reported.
+    fn parse_whole(source: &str) -> Result<RawConfig, toml::de::Error> {
         let mut document = toml::de::DeTable::parse(source)?;
         let entities = document.get_mut().remove("entities");
         let rules = document.get_mut().remove("rules");
