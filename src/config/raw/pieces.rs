@@ -10,8 +10,8 @@
 //! string is not taken for a header), cuts their runs into pieces of about
 //! [`PIECE_LEN`], and parses and reads the pieces on every core, each into its
 //! structs before the next. The rest of the document is parsed as usual, from
-//! a copy in which each run of those tables is blanked out to one comment
-//! line of the same length, so its offsets stay put; a piece's spans are
+//! a copy in which each run of those tables is blanked out to one line of
+//! spaces of the same length, so its offsets stay put; a piece's spans are
 //! moved by the piece's offset.
 //!
 //! Anything this does not cover returns `None`, and the caller parses the
@@ -408,14 +408,19 @@ fn pieces(segments: &[Segment], runs: &[Range<usize>], piece_len: usize) -> Vec<
     pieces
 }
 
-/// `source` with each run replaced by one comment line of the same length.
+/// `source` without its runs: each is replaced by a line of spaces of the
+/// same length (which the parser skips ~3 times faster than a comment, that
+/// it checks byte by byte), and a run at the end is cut off.
 fn blank(source: &str, runs: &[Range<usize>]) -> String {
-    let mut rest = source.as_bytes().to_vec();
-    for run in runs {
+    let end = match runs.last() {
+        Some(last) if last.end == source.len() => last.start,
+        _ => source.len(),
+    };
+    let mut rest = source.as_bytes()[..end].to_vec();
+    for run in runs.iter().filter(|run| run.end <= end) {
         // A run is a header and more, so it is at least two bytes long.
         let bytes = &mut rest[run.clone()];
         bytes.fill(b' ');
-        bytes[0] = b'#';
         *bytes.last_mut().expect("runs are not empty") = b'\n';
     }
     String::from_utf8(rest).expect("runs start and end at line starts, and ASCII replaced them")

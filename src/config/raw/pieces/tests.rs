@@ -170,27 +170,33 @@ fn the_scan_cuts_only_at_headers() {
 }
 
 #[test]
-fn the_rest_keeps_its_offsets_with_each_run_one_comment_line() {
+fn the_rest_keeps_its_offsets_with_each_run_one_blank_line() {
     let segments = segments(FULL.as_bytes()).expect("scans");
     let runs = runs(&segments, FULL.len());
     assert_eq!(runs.len(), 3, "{runs:?}");
-    let rest = blank(FULL, &runs);
-    assert_eq!(rest.len(), FULL.len());
-    for run in &runs {
-        let line = &rest[run.clone()];
-        assert!(line.starts_with('#') && line.ends_with('\n'), "{line:?}");
-        assert_eq!(line.trim_start_matches('#').trim(), "");
-    }
     let outside = |text: &str| -> String {
         let mut kept = String::new();
         let mut at = 0;
         for run in &runs {
             kept.push_str(&text[at..run.start]);
-            at = run.end;
+            at = run.end.min(text.len());
         }
-        kept + &text[at..]
+        kept + &text[at.min(text.len())..]
     };
+    // The last run ends the document: it is cut off.
+    let rest = blank(FULL, &runs);
+    assert_eq!(rest.len(), runs[2].start);
+    for run in &runs[..2] {
+        let line = &rest[run.clone()];
+        assert!(line.ends_with('\n') && line.trim().is_empty(), "{line:?}");
+    }
     assert_eq!(outside(&rest), outside(FULL));
+    // Followed by more, it is blanked like the others.
+    let more = format!("{FULL}[server]\nlisten = \"127.0.0.1:1\"\n");
+    let rest = blank(&more, &runs);
+    assert_eq!(rest.len(), more.len());
+    assert!(rest[runs[2].clone()].trim().is_empty());
+    assert_eq!(outside(&rest), outside(&more));
 }
 
 #[test]
