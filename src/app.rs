@@ -457,7 +457,7 @@ fn record(
                 article_id, alerts, ..
             } => {
                 any_alert |= !alerts.is_empty();
-                let rules: Vec<&str> = alerts.iter().map(|a| a.rule.as_str()).collect();
+                let rules: Vec<&str> = alerts.iter().map(|a| &*a.rule).collect();
                 metrics.article_processed(took, rules.iter().copied());
                 info!(
                     file = %path.display(),

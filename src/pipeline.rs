@@ -212,7 +212,7 @@ impl Pipeline {
                 deliveries.push(NewDelivery {
                     sink: self.config.sinks[sink].name.clone(),
                     alert_id: alert.id.clone(),
-                    rule: alert.rule.clone(),
+                    rule: alert.rule.to_string(),
                     payload: payload.clone(),
                 });
             }
@@ -315,8 +315,9 @@ impl Pipeline {
         // An alert is a few hundred bytes: grown from empty, the list was
         // copied ~7 times per article (12% of deciding, at 10,000 rules).
         decisions.alerts.reserve_exact(found_rules.len());
-        // Every alert names the same article: formatted once, cloned per alert.
-        let reference = article_ref(article);
+        // Every alert names the same article and time: made once, shared.
+        let reference = Arc::new(article_ref(article));
+        let fired_at_shared: Arc<str> = fired_at.into();
         for found in found_rules {
             let rule = &self.config.rules[found.rule];
             fired_rules.push(found.rule);
@@ -344,14 +345,15 @@ impl Pipeline {
             let mut title_spans = found.title_spans.to_vec();
             if rule.first_seen {
                 let mut unseen = self.store.unseen(&rule.id, &entities)?;
-                unseen.retain(|entity| !batch.seen.contains(&(rule.id.clone(), entity.clone())));
+                unseen
+                    .retain(|entity| !batch.seen.contains(&(rule.id.to_string(), entity.clone())));
                 if unseen.is_empty() {
                     continue;
                 }
                 restrict_to_entities(&mut spans, &mentions, &unseen);
                 restrict_to_entities(&mut title_spans, &title_mentions, &unseen);
                 for entity in &unseen {
-                    decisions.seen.push((rule.id.clone(), entity.clone()));
+                    decisions.seen.push((rule.id.to_string(), entity.clone()));
                 }
                 entities = unseen;
             }
@@ -368,21 +370,21 @@ impl Pipeline {
                     batch
                         .threshold_hits
                         .iter()
-                        .filter(|(hit_rule, _, _)| hit_rule == &rule.id)
+                        .filter(|(hit_rule, _, _)| **hit_rule == *rule.id)
                         .map(|(_, id, reference)| (id.clone(), reference.clone())),
                 );
                 earlier.retain(|(id, _)| id != &article.id);
                 let stored = serde_json::to_string(&reference)?;
                 if earlier.len() + 1 < threshold.count as usize {
-                    decisions.threshold_hits.push((rule.id.clone(), stored));
+                    decisions.threshold_hits.push((rule.id.to_string(), stored));
                     continue;
                 }
-                decisions.thresholds_fired.push(rule.id.clone());
+                decisions.thresholds_fired.push(rule.id.to_string());
                 counted = earlier
                     .iter()
                     .filter_map(|(_, reference)| serde_json::from_str::<ArticleRef>(reference).ok())
                     .collect();
-                counted.push(reference.clone());
+                counted.push(ArticleRef::clone(&reference));
             }
             if let Some(throttle) = rule.throttle {
                 let since = now_ms - throttle.period.as_millis() as i64;
@@ -393,7 +395,10 @@ impl Pipeline {
                 };
                 let mut open = Vec::new();
                 for key in keys {
-                    let pending = batch.fires.get(&(rule.id.clone(), key.clone())).copied();
+                    let pending = batch
+                        .fires
+                        .get(&(rule.id.to_string(), key.clone()))
+                        .copied();
                     let last = pending.or(self.store.last_fire(&rule.id, &key)?);
                     if last.is_none_or(|at| at < since) {
                         open.push(key);
@@ -409,7 +414,7 @@ impl Pipeline {
                     entities = open.clone();
                 }
                 for key in open {
-                    decisions.fires.push((rule.id.clone(), key));
+                    decisions.fires.push((rule.id.to_string(), key));
                 }
             }
             spans.sort_by_key(|span| (span.start, span.end));
@@ -418,10 +423,10 @@ impl Pipeline {
             let mut alert = rule_alert(
                 rule,
                 article,
-                reference.clone(),
+                Arc::clone(&reference),
                 &spans,
                 entities,
-                fired_at,
+                &fired_at_shared,
                 &duplicate_of,
             );
             if let Some(title) = title {
@@ -456,7 +461,7 @@ impl Pipeline {
             }
             let ids = distinct_ids(&mentions);
             let mut unseen = self.store.unseen(&rule.id, &ids)?;
-            unseen.retain(|entity| !batch.seen.contains(&(rule.id.clone(), entity.clone())));
+            unseen.retain(|entity| !batch.seen.contains(&(rule.id.to_string(), entity.clone())));
             if unseen.is_empty() {
                 continue;
             }
@@ -466,16 +471,16 @@ impl Pipeline {
             spans.sort_by_key(|span| (span.start, span.end));
             spans.dedup();
             for entity in &unseen {
-                decisions.seen.push((rule.id.clone(), entity.clone()));
+                decisions.seen.push((rule.id.to_string(), entity.clone()));
                 debug!(rule = %rule.id, entity = %entity, file = %article.path.display(), "discovered an entity not in config");
             }
             let alert = rule_alert(
                 rule,
                 article,
-                reference.clone(),
+                Arc::clone(&reference),
                 &spans,
                 unseen,
-                fired_at,
+                &fired_at_shared,
                 &duplicate_of,
             );
             decisions.alerts.push(alert);
@@ -857,10 +862,10 @@ fn name_mentions(
 fn rule_alert(
     rule: &Rule,
     article: &Article,
-    reference: ArticleRef,
+    reference: Arc<ArticleRef>,
     spans: &[std::ops::Range<usize>],
     entities: Vec<String>,
-    fired_at: &str,
+    fired_at: &Arc<str>,
     duplicate_of: &Option<String>,
 ) -> Alert {
     let fired = FiredRule {
@@ -933,7 +938,7 @@ first_seen = true
         match outcome {
             Outcome::Processed { alerts, .. } => alerts
                 .iter()
-                .map(|a| (a.rule.clone(), a.entities.clone()))
+                .map(|a| (a.rule.to_string(), a.entities.clone()))
                 .collect(),
             other => panic!("expected processed, got {other:?}"),
         }
@@ -1260,12 +1265,7 @@ discover = ['\b([A-Z][A-Za-z]*-?[0-9][A-Za-z0-9]*)\s+(?:[\w-]+\s+){0,2}air[- ]de
     fn rules(alerts: &[Alert]) -> Vec<(&str, Vec<&str>)> {
         alerts
             .iter()
-            .map(|a| {
-                (
-                    a.rule.as_str(),
-                    a.entities.iter().map(String::as_str).collect(),
-                )
-            })
+            .map(|a| (&*a.rule, a.entities.iter().map(String::as_str).collect()))
             .collect()
     }
 
@@ -1342,7 +1342,7 @@ discover = ['\b([A-Z][A-Za-z]*-?[0-9][A-Za-z0-9]*)\s+(?:[\w-]+\s+){0,2}air[- ]de
         assert_eq!(fired, [("new-air-defense", vec!["new:hq-9b", "tor-m2"])]);
         let cited: Vec<&str> = alerts
             .iter()
-            .find(|a| a.rule == "new-air-defense")
+            .find(|a| &*a.rule == "new-air-defense")
             .map(|a| a.matches.iter().map(|m| m.text.as_str()).collect())
             .unwrap_or_default();
         assert_eq!(cited, ["HQ-9B", "Tor-M2"]);

@@ -98,7 +98,7 @@ pub fn run_rule_tests(config: &Config) -> Vec<Diagnostic> {
         };
         let fired: BTreeSet<usize> = alerts
             .iter()
-            .filter_map(|alert| config.rule_index.get(&alert.rule).copied())
+            .filter_map(|alert| config.rule_index.get(&*alert.rule).copied())
             .collect();
         for &rule in &test.expect {
             if !fired.contains(&rule) {

@@ -1,6 +1,8 @@
 //! From a fired rule to an [`Alert`]: the stable id, the cited matches and a
 //! short snippet around them. Pure: the time of firing is a parameter.
 
+use std::sync::Arc;
+
 use crate::alert::payload::{Alert, ArticleRef, MatchSpan, Severity};
 
 /// Roughly how many bytes of context a snippet shows before the first match.
@@ -10,8 +12,8 @@ const SNIPPET_LENGTH: usize = 320;
 
 /// What an alert needs to know about the rule that fired.
 pub struct FiredRule<'a> {
-    pub id: &'a str,
-    pub description: &'a str,
+    pub id: &'a Arc<str>,
+    pub description: &'a Arc<str>,
     pub severity: Severity,
 }
 
@@ -28,11 +30,11 @@ pub fn alert_id(article_id: &str, rule_id: &str) -> String {
 /// ranges of `text`, sorted) and naming `entities`.
 pub fn build_alert(
     rule: &FiredRule<'_>,
-    article: ArticleRef,
+    article: Arc<ArticleRef>,
     text: &str,
     spans: &[std::ops::Range<usize>],
     entities: Vec<String>,
-    fired_at: &str,
+    fired_at: &Arc<str>,
 ) -> Alert {
     let matches = spans
         .iter()
@@ -45,14 +47,14 @@ pub fn build_alert(
         .collect();
     Alert {
         id: alert_id(&article.id, rule.id),
-        rule: rule.id.to_string(),
-        description: rule.description.to_string(),
+        rule: Arc::clone(rule.id),
+        description: Arc::clone(rule.description),
         severity: rule.severity,
         snippet: snippet(text, spans),
         article,
         entities,
         matches,
-        fired_at: fired_at.to_string(),
+        fired_at: Arc::clone(fired_at),
         duplicate_of: None,
         articles: Vec::new(),
     }

@@ -214,6 +214,8 @@ fn needs_escape(word: u64) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::alert::payload::Severity;
 
@@ -234,10 +236,10 @@ mod tests {
         };
         Alert {
             id: format!("id{text}"),
-            rule: format!("rule{text}"),
-            description: format!("description {text}"),
+            rule: format!("rule{text}").into(),
+            description: format!("description {text}").into(),
             severity: Severity::Critical,
-            article: article.clone(),
+            article: Arc::new(article.clone()),
             entities: vec![text.to_string(), "minsk".to_string()],
             matches: vec![
                 MatchSpan {
@@ -257,7 +259,7 @@ mod tests {
                 },
             ],
             snippet: format!("... {text} ..."),
-            fired_at: "2026-01-01T00:00:00Z".to_string(),
+            fired_at: "2026-01-01T00:00:00Z".into(),
             duplicate_of: Some(format!("dup{text}")),
             articles: vec![
                 article,
@@ -289,8 +291,9 @@ mod tests {
         alert.articles.clear();
         alert.entities.clear();
         alert.matches.clear();
-        alert.article.title = None;
-        alert.article.published = None;
+        let article = Arc::make_mut(&mut alert.article);
+        article.title = None;
+        article.published = None;
         alert.severity = Severity::Info;
         assert_eq!(
             alert.to_json(),

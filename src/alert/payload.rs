@@ -4,6 +4,8 @@
 //! This type is data only; building one from a rule match lives in
 //! `alert::build`, rendering it for a particular receiver lives in the sinks.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 /// How urgent an alert is; chosen per rule in config.toml.
@@ -32,11 +34,11 @@ pub struct Alert {
     /// Stable id of (article, rule): the same on every retry and restart.
     pub id: String,
     /// The rule id (its table name in config.toml).
-    pub rule: String,
+    pub rule: Arc<str>,
     /// The rule's description, or its match expression when it has none.
-    pub description: String,
+    pub description: Arc<str>,
     pub severity: Severity,
-    pub article: ArticleRef,
+    pub article: Arc<ArticleRef>,
     /// Ids of the entities whose aliases matched, in order of first appearance.
     pub entities: Vec<String>,
     /// Every match that made the rule fire, in text order.
@@ -44,7 +46,7 @@ pub struct Alert {
     /// A short plain-text extract around the first matches, whitespace collapsed.
     pub snippet: String,
     /// When the alert fired, RFC 3339 in UTC with a `Z` suffix, whole seconds.
-    pub fired_at: String,
+    pub fired_at: Arc<str>,
     /// The recent article this one is a near-duplicate of (same story, other
     /// outlet), when the rule marks duplicates. Absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -550,6 +550,8 @@ fn utf16_len(text: &str) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::alert::payload::{ArticleRef, MatchSpan};
 
@@ -565,15 +567,15 @@ mod tests {
     fn sample() -> Alert {
         Alert {
             id: "5f0c2a9e41b7d3c8a1e2".to_string(),
-            rule: "minsk-visit".to_string(),
-            description: "Minsk near a visit".to_string(),
+            rule: "minsk-visit".into(),
+            description: "Minsk near a visit".into(),
             severity: Severity::Warning,
-            article: ArticleRef {
+            article: Arc::new(ArticleRef {
                 id: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".to_string(),
                 path: "seeds/x.txt".to_string(),
                 title: Some("Haftar visits Minsk".to_string()),
                 published: Some("2025-02-18".to_string()),
-            },
+            }),
             entities: vec!["minsk".to_string()],
             matches: vec![MatchSpan {
                 text: "visit to Minsk".to_string(),
@@ -582,7 +584,7 @@ mod tests {
                 ..MatchSpan::default()
             }],
             snippet: "... The visit to Minsk, which has very close ties ...".to_string(),
-            fired_at: "2026-11-22T05:00:00Z".to_string(),
+            fired_at: "2026-11-22T05:00:00Z".into(),
             duplicate_of: None,
             articles: Vec::new(),
         }
@@ -765,17 +767,17 @@ mod tests {
     fn article_cannot_inject_mentions_or_links() {
         let hostile = "<!channel> <!here> <@U024BE7LH> <https://evil.example|click> @channel @here";
         let alert = Alert {
-            rule: "<!channel>".to_string(),
-            description: "<!here> <@U1>".to_string(),
-            article: ArticleRef {
+            rule: "<!channel>".into(),
+            description: "<!here> <@U1>".into(),
+            article: Arc::new(ArticleRef {
                 path: "seeds/<!channel>.txt".to_string(),
                 title: Some("<https://evil.example|click>".to_string()),
                 published: Some("<!here>".to_string()),
-                ..sample().article
-            },
+                ..ArticleRef::clone(&sample().article)
+            }),
             entities: vec!["<@U024BE7LH>".to_string()],
             id: "<!everyone>".to_string(),
-            fired_at: "<!here>".to_string(),
+            fired_at: "<!here>".into(),
             ..with_snippet(hostile, &["<@U024BE7LH>"])
         };
         let message = slack_message(&alert);
@@ -794,13 +796,12 @@ mod tests {
     #[test]
     fn formatting_characters_in_outside_text_are_neutralised() {
         let alert = Alert {
-            description: "*not bold* _not italic_ ~not struck~ `not code` ＊x＊ ＿y＿ ｀z｀"
-                .to_string(),
-            article: ArticleRef {
+            description: "*not bold* _not italic_ ~not struck~ `not code` ＊x＊ ＿y＿ ｀z｀".into(),
+            article: Arc::new(ArticleRef {
                 title: Some("a*b_c~d`e".to_string()),
                 path: "seeds/my_file*.txt".to_string(),
-                ..sample().article
-            },
+                ..ArticleRef::clone(&sample().article)
+            }),
             ..with_snippet("2*3 = 6 and snake_case ~ `x`", &["snake_case"])
         };
         let message = slack_message(&alert);
@@ -816,11 +817,11 @@ mod tests {
     fn leading_quote_and_line_breaks_in_outside_text_stay_literal() {
         // A line starting with `&gt;` would render as a Slack quote; line breaks would end the bold title.
         let alert = Alert {
-            description: "> not a quote".to_string(),
-            article: ArticleRef {
+            description: "> not a quote".into(),
+            article: Arc::new(ArticleRef {
                 title: Some("line one\nline two\r\n\tend".to_string()),
-                ..sample().article
-            },
+                ..ArticleRef::clone(&sample().article)
+            }),
             ..sample()
         };
         let message = slack_message(&alert);
@@ -896,11 +897,11 @@ mod tests {
     #[test]
     fn missing_title_uses_file_name_and_missing_date_says_so() {
         let alert = Alert {
-            article: ArticleRef {
+            article: Arc::new(ArticleRef {
                 title: None,
                 published: None,
-                ..sample().article
-            },
+                ..ArticleRef::clone(&sample().article)
+            }),
             ..sample()
         };
         let message = slack_message(&alert);
@@ -912,11 +913,11 @@ mod tests {
         );
         // A blank title counts as none; a Windows-style path still yields its file name.
         let alert = Alert {
-            article: ArticleRef {
+            article: Arc::new(ArticleRef {
                 title: Some("  ".to_string()),
                 path: "seeds\\dir\\y.md".to_string(),
-                ..sample().article
-            },
+                ..ArticleRef::clone(&sample().article)
+            }),
             ..sample()
         };
         assert_eq!(
@@ -957,10 +958,10 @@ mod tests {
         let title = "Хафтар посетил Минск — زيارة حفتر إلى مينسك";
         let snippet = "Визит в Минск, который имеет тесные связи. وصل حفتر إلى مينسك";
         let alert = Alert {
-            article: ArticleRef {
+            article: Arc::new(ArticleRef {
                 title: Some(title.to_string()),
-                ..sample().article
-            },
+                ..ArticleRef::clone(&sample().article)
+            }),
             ..with_snippet(snippet, &["Минск", "مينسك"])
         };
         let message = slack_message(&alert);
@@ -1021,16 +1022,16 @@ mod tests {
         let long = "Ω<&😀*".repeat(3_000);
         let alert = Alert {
             id: long.clone(),
-            rule: long.clone(),
-            description: long.clone(),
-            article: ArticleRef {
+            rule: long.as_str().into(),
+            description: long.as_str().into(),
+            article: Arc::new(ArticleRef {
                 id: long.clone(),
                 path: long.clone(),
                 title: Some(long.clone()),
                 published: Some(long.clone()),
-            },
+            }),
             entities: vec![long.clone(); 3],
-            fired_at: long.clone(),
+            fired_at: long.as_str().into(),
             ..with_snippet(&long, &["😀", "&😀*"])
         };
         let message = slack_message(&alert);
@@ -1053,6 +1054,8 @@ mod tests {
 
 #[cfg(test)]
 mod extension_tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::alert::payload::ArticleRef;
 
@@ -1060,19 +1063,19 @@ mod extension_tests {
     fn a_digest_lists_each_alert_escaped_and_counts_the_rest() {
         let alert = |index: usize| Alert {
             id: format!("id{index}"),
-            rule: "tobruk".to_string(),
-            description: "d".to_string(),
+            rule: "tobruk".into(),
+            description: "d".into(),
             severity: Severity::Warning,
-            article: ArticleRef {
+            article: Arc::new(ArticleRef {
                 id: "a".repeat(64),
                 path: format!("seeds/{index}.txt"),
                 title: Some("<!channel> Tobruk".to_string()),
                 published: Some("2025-02-18".to_string()),
-            },
+            }),
             entities: Vec::new(),
             matches: Vec::new(),
             snippet: String::new(),
-            fired_at: "2026-11-22T05:00:00Z".to_string(),
+            fired_at: "2026-11-22T05:00:00Z".into(),
             duplicate_of: None,
             articles: Vec::new(),
         };
@@ -1102,14 +1105,14 @@ mod extension_tests {
         };
         let alert = Alert {
             id: "id".to_string(),
-            rule: "benghazi-wave".to_string(),
-            description: "d".to_string(),
+            rule: "benghazi-wave".into(),
+            description: "d".into(),
             severity: Severity::Info,
-            article: reference("Third <report>"),
+            article: reference("Third <report>").into(),
             entities: Vec::new(),
             matches: Vec::new(),
             snippet: "s".to_string(),
-            fired_at: "2026-11-22T05:00:00Z".to_string(),
+            fired_at: "2026-11-22T05:00:00Z".into(),
             duplicate_of: Some("b".repeat(64)),
             articles: vec![reference("First"), reference("Third <report>")],
         };

@@ -41,10 +41,10 @@ pub fn run(
     paths: &[PathBuf],
 ) -> anyhow::Result<()> {
     for rule in only_rules {
-        if !config.rules.iter().any(|r| &r.id == rule) {
+        if !config.rules.iter().any(|r| *r.id == **rule) {
             anyhow::bail!(
                 "unknown rule \"{rule}\"{}",
-                did_you_mean(rule, config.rules.iter().map(|r| r.id.as_str()))
+                did_you_mean(rule, config.rules.iter().map(|r| &*r.id))
             );
         }
     }
@@ -80,7 +80,7 @@ pub fn run(
         }
         articles += 1;
         for alert in alerts {
-            if !only_rules.is_empty() && !only_rules.contains(&alert.rule) {
+            if !only_rules.is_empty() && !only_rules.iter().any(|rule| **rule == *alert.rule) {
                 continue;
             }
             fired += 1;

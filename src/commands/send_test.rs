@@ -3,6 +3,8 @@
 //! receiver or a file sink's folder. Reports the receiver's answer; the URL
 //! is never printed.
 
+use std::sync::Arc;
+
 use anyhow::Context as _;
 
 use crate::alert::payload::{Alert, ArticleRef, Severity};
@@ -22,19 +24,19 @@ pub fn test_alert(fired_at: &str) -> Alert {
         .map_or(0, |d| d.as_nanos());
     Alert {
         id: format!("test-{nanos:x}"),
-        rule: TEST_RULE.to_string(),
-        description: "TEST ALERT from newswatch send-test: no rule fired, nothing to do".to_string(),
+        rule: TEST_RULE.into(),
+        description: "TEST ALERT from newswatch send-test: no rule fired, nothing to do".into(),
         severity: Severity::Info,
-        article: ArticleRef {
+        article: Arc::new(ArticleRef {
             id: "0".repeat(64),
             path: "(newswatch send-test)".to_string(),
             title: Some("newswatch test alert".to_string()),
             published: None,
-        },
+        }),
         entities: Vec::new(),
         matches: Vec::new(),
         snippet: "This is a test alert sent by `newswatch send-test` to check that this sink receives alerts. It is not about any article.".to_string(),
-        fired_at: fired_at.to_string(),
+        fired_at: fired_at.into(),
         duplicate_of: None,
         articles: Vec::new(),
     }

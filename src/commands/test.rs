@@ -351,8 +351,8 @@ mod tests {
         let end = start + "Minsk".len();
         let mut alert = build_alert(
             &FiredRule {
-                id: "minsk-visit",
-                description: "A visit to Minsk",
+                id: &"minsk-visit".into(),
+                description: &"A visit to Minsk".into(),
                 severity: Severity::Critical,
             },
             ArticleRef {
@@ -360,11 +360,12 @@ mod tests {
                 path: "seeds/visit.html".to_string(),
                 title: Some("Haftar in Minsk".to_string()),
                 published: Some("2025-02-18".to_string()),
-            },
+            }
+            .into(),
             text,
             std::slice::from_ref(&(start..end)),
             vec!["minsk".to_string()],
-            "2025-02-18T10:00:00Z",
+            &"2025-02-18T10:00:00Z".into(),
         );
         alert.matches.push(MatchSpan {
             text: "Minsk".to_string(),

@@ -104,8 +104,10 @@ pub struct WatchConfig {
 
 #[derive(Debug, Clone)]
 pub struct Rule {
-    pub id: String,
-    pub description: String,
+    /// Shared with every alert the rule raises.
+    pub id: Arc<str>,
+    /// Shared with every alert the rule raises.
+    pub description: Arc<str>,
     pub severity: Severity,
     /// Indexes into [`Config::sinks`].
     pub sinks: Vec<usize>,
@@ -275,7 +277,7 @@ impl Loader<'_> {
         let rule_index = rules
             .iter()
             .enumerate()
-            .map(|(index, rule)| (rule.id.clone(), index))
+            .map(|(index, rule)| (rule.id.to_string(), index))
             .collect();
         let ruleset = match RuleSet::compile(&input) {
             Ok(ruleset) => Some(ruleset),
@@ -402,11 +404,10 @@ impl Loader<'_> {
             let mut resolve = |ids: &[Spanned<String>]| -> Vec<usize> {
                 let mut indexes = Vec::new();
                 for id in ids {
-                    match rules.iter().position(|rule| &rule.id == id.get_ref()) {
+                    match rules.iter().position(|rule| *rule.id == **id.get_ref()) {
                         Some(rule) => indexes.push(rule),
                         None => {
-                            let hint =
-                                did_you_mean(id.get_ref(), rules.iter().map(|r| r.id.as_str()));
+                            let hint = did_you_mean(id.get_ref(), rules.iter().map(|r| &*r.id));
                             self.error(
                                 id.span().start,
                                 format!("test \"{name}\": unknown rule \"{}\"{hint}", id.get_ref()),
@@ -925,11 +926,12 @@ impl Loader<'_> {
             };
             let (throttle, threshold, on_duplicate) = self.time_settings(id, spanned, &expr);
             rules.push(Rule {
-                id: id.clone(),
+                id: id.as_str().into(),
                 description: rule
                     .description
-                    .clone()
-                    .unwrap_or_else(|| rule.match_expr.get_ref().clone()),
+                    .as_deref()
+                    .unwrap_or(rule.match_expr.get_ref())
+                    .into(),
                 severity: rule.severity.unwrap_or_default(),
                 sinks: sink_indexes,
                 first_seen,

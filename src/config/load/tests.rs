@@ -48,14 +48,14 @@ fn a_valid_config_loads_with_defaults() {
     assert_eq!(config.watch.extensions, ["txt", "md", "html", "json"]);
     assert_eq!(config.watch.max_file_size, 16 * 1024 * 1024);
     assert_eq!(config.state_dir, Path::new("conf/state"));
-    let ids: Vec<&str> = config.rules.iter().map(|r| r.id.as_str()).collect();
+    let ids: Vec<&str> = config.rules.iter().map(|r| &*r.id).collect();
     assert_eq!(
         ids,
         ["minsk-visit", "tobruk"],
         "file order, not alphabetical"
     );
     assert_eq!(
-        config.rules[0].description,
+        &*config.rules[0].description,
         "entity:minsk NEAR/12 list:visit"
     );
     assert_eq!(config.rules[1].severity, Severity::Critical);
