@@ -847,10 +847,10 @@ fn name_mentions(
         let Some(surface) = source.get(range.clone()) else {
             continue;
         };
-        cited.entity = Some(ruleset.entity_id(*entity).to_string());
+        cited.entity = Some(Arc::clone(ruleset.shared_entity_id(*entity)));
         // Remembered by the rule set: a name is cited in the same few
         // spellings again and again.
-        cited.alias = ruleset.alias_of(*entity, surface).map(str::to_string);
+        cited.alias = ruleset.alias_of(*entity, surface).cloned();
         if surface != cited.text {
             cited.surface = Some(surface.to_string());
         }

@@ -119,10 +119,10 @@ fn push_match(out: &mut String, found: &MatchSpan) {
     out.push_str(",\"end\":");
     push_number(out, *end);
     for (key, value) in [
-        (",\"field\":", field),
-        (",\"entity\":", entity),
-        (",\"alias\":", alias),
-        (",\"surface\":", surface),
+        (",\"field\":", field.as_deref()),
+        (",\"entity\":", entity.as_deref()),
+        (",\"alias\":", alias.as_deref()),
+        (",\"surface\":", surface.as_deref()),
     ] {
         if let Some(value) = value {
             out.push_str(key);
@@ -247,8 +247,8 @@ mod tests {
                     start: 0,
                     end: usize::MAX,
                     field: Some(format!("f{text}")),
-                    entity: Some(format!("e{text}")),
-                    alias: Some(format!("a{text}")),
+                    entity: Some(format!("e{text}").into()),
+                    alias: Some(format!("a{text}").into()),
                     surface: Some(format!("s{text}")),
                 },
                 MatchSpan {

@@ -86,11 +86,11 @@ pub struct MatchSpan {
     pub field: Option<String>,
     /// The entity mentioned in this match, if any (the first, if several).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub entity: Option<String>,
+    pub entity: Option<Arc<str>>,
     /// The entity's alias, as written in config.toml, that the mention
     /// spells (exactly, transliterated or within its `fuzzy` distance).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alias: Option<String>,
+    pub alias: Option<Arc<str>>,
     /// The mention as written, when the match is wider than the mention
     /// (a `NEAR` pair); otherwise `text` is the mention.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -16,7 +16,7 @@
 //! answer); cannot fail.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::normalize::{normalize, normalize_term, Normalized};
 use super::ruleset::{EntityDef, TokenSpan};
@@ -31,8 +31,8 @@ pub(super) const FUZZY_MAX: u8 = 2;
 #[derive(Debug)]
 struct Alias {
     entity: usize,
-    /// The alias as written in config.toml.
-    text: String,
+    /// The alias as written in config.toml (shared with the alerts that cite it).
+    text: Arc<str>,
     /// Folded words.
     words: Vec<String>,
     /// The last word is a prefix (`Минск*`).
@@ -122,7 +122,7 @@ impl AliasMatcher {
                 matcher.by_entity[entity].push(id);
                 matcher.aliases.push(Alias {
                     entity,
-                    text: text.clone(),
+                    text: text.as_str().into(),
                     words,
                     prefix,
                     fuzzy: def.fuzzy.min(FUZZY_MAX),
@@ -259,7 +259,7 @@ impl AliasMatcher {
 
     /// The alias of `entity` that `surface` (text from the article) is a
     /// spelling of: exact first, then transliterated or fuzzy.
-    pub(super) fn alias_of(&self, entity: usize, surface: &str) -> Option<&str> {
+    pub(super) fn alias_of(&self, entity: usize, surface: &str) -> Option<&Arc<str>> {
         // A poisoned lock only means a panic elsewhere mid-update of a
         // cache: work the answer out again.
         let known = self.spelled.lock().ok().and_then(|spelled| {
@@ -278,7 +278,7 @@ impl AliasMatcher {
                 alias
             }
         };
-        alias.map(|alias| self.aliases[alias].text.as_str())
+        alias.map(|alias| &self.aliases[alias].text)
     }
 
     /// [`AliasMatcher::alias_of`] without the memory: the alias's index.
@@ -364,19 +364,34 @@ mod tests {
     #[test]
     fn each_spelling_is_worked_out_once_and_the_memory_stays_bounded() {
         let matcher = matcher();
-        assert_eq!(matcher.alias_of(0, "Минске"), Some("Минск*"));
-        assert_eq!(matcher.alias_of(0, "MINSK"), Some("Minsk"));
-        assert_eq!(matcher.alias_of(1, "Minsk"), None);
+        assert_eq!(
+            matcher.alias_of(0, "Минске").map(|alias| &**alias),
+            Some("Минск*")
+        );
+        assert_eq!(
+            matcher.alias_of(0, "MINSK").map(|alias| &**alias),
+            Some("Minsk")
+        );
+        assert_eq!(matcher.alias_of(1, "Minsk").map(|alias| &**alias), None);
         assert_eq!(remembered(&matcher), 3);
-        assert_eq!(matcher.alias_of(0, "Минске"), Some("Минск*"));
-        assert_eq!(matcher.alias_of(1, "Minsk"), None);
+        assert_eq!(
+            matcher.alias_of(0, "Минске").map(|alias| &**alias),
+            Some("Минск*")
+        );
+        assert_eq!(matcher.alias_of(1, "Minsk").map(|alias| &**alias), None);
         assert_eq!(remembered(&matcher), 3, "asked again: answered from memory");
 
         for n in 0..SPELLED_MAX {
             matcher.alias_of(1, &format!("Tobruk{n}"));
         }
         assert!(remembered(&matcher) <= SPELLED_MAX);
-        assert_eq!(matcher.alias_of(0, "Минске"), Some("Минск*"));
-        assert_eq!(matcher.alias_of(1, "TOBRUK"), Some("Tobruk"));
+        assert_eq!(
+            matcher.alias_of(0, "Минске").map(|alias| &**alias),
+            Some("Минск*")
+        );
+        assert_eq!(
+            matcher.alias_of(1, "TOBRUK").map(|alias| &**alias),
+            Some("Tobruk")
+        );
     }
 }

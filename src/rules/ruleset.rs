@@ -15,6 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
+use std::sync::Arc;
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use smallvec::SmallVec;
@@ -173,7 +174,8 @@ pub struct RuleSet {
     /// For each pattern, who cares when it is found.
     pattern_uses: InlineLists<PatternUse>,
     pub(super) leaves: Vec<Leaf>,
-    entity_ids: Vec<String>,
+    /// Shared with the alerts that name them.
+    entity_ids: Vec<Arc<str>>,
     /// For each entity, the leaves that reference it (directly or by class).
     entity_leaves: InlineLists<LeafId>,
     rule_ids: Vec<String>,
@@ -363,7 +365,11 @@ impl RuleSet {
                 .map(|pattern| pattern.uses)
                 .collect(),
             leaves: compiler.leaves,
-            entity_ids: input.entities.iter().map(|e| e.id.clone()).collect(),
+            entity_ids: input
+                .entities
+                .iter()
+                .map(|e| e.id.as_str().into())
+                .collect(),
             entity_leaves: entity_leaves.into_iter().collect(),
             rule_ids: input.rules.iter().map(|r| r.id.clone()).collect(),
             rules,
@@ -405,10 +411,15 @@ impl RuleSet {
         &self.entity_ids[entity]
     }
 
+    /// [`RuleSet::entity_id`], to keep.
+    pub fn shared_entity_id(&self, entity: usize) -> &Arc<str> {
+        &self.entity_ids[entity]
+    }
+
     /// The alias (as written in the config) of `entity` that `surface`, a
     /// mention cited in a [`RuleMatch`], spells: exact, transliterated or
     /// fuzzy. `None` if none does.
-    pub fn alias_of(&self, entity: usize, surface: &str) -> Option<&str> {
+    pub fn alias_of(&self, entity: usize, surface: &str) -> Option<&Arc<str>> {
         self.alias_matcher.alias_of(entity, surface)
     }
 
