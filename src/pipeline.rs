@@ -10,6 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use smallvec::SmallVec;
 use tracing::{debug, info, warn};
 
 use crate::alert::build::{build_alert, title_matches, FiredRule};
@@ -318,15 +319,23 @@ impl Pipeline {
         // Every alert names the same article and time: made once, shared.
         let reference = Arc::new(article_ref(article));
         let fired_at_shared: Arc<str> = fired_at.into();
+        // Filled anew for each fired rule, allocated once per article.
+        let mut mentions: Vec<(&str, std::ops::Range<usize>)> = Vec::new();
+        let mut title_mentions: Vec<(&str, std::ops::Range<usize>)> = Vec::new();
+        let mut spans: Vec<std::ops::Range<usize>> = Vec::new();
+        let mut title_spans: Vec<std::ops::Range<usize>> = Vec::new();
         for found in found_rules {
             let rule = &self.config.rules[found.rule];
             fired_rules.push(found.rule);
-            let mut mentions: Vec<(&str, std::ops::Range<usize>)> = found
-                .entities
-                .iter()
-                .map(|(entity, span)| (ruleset.entity_id(*entity), span.clone()))
-                .collect();
-            let mut spans = found.spans.to_vec();
+            mentions.clear();
+            mentions.extend(
+                found
+                    .entities
+                    .iter()
+                    .map(|(entity, span)| (ruleset.entity_id(*entity), span.clone())),
+            );
+            spans.clear();
+            spans.extend_from_slice(&found.spans);
             if rule.first_seen {
                 for candidate in candidates
                     .iter()
@@ -336,13 +345,16 @@ impl Pipeline {
                     spans.push(candidate.span.clone());
                 }
             }
-            let title_mentions: Vec<(&str, std::ops::Range<usize>)> = found
-                .title_entities
-                .iter()
-                .map(|(entity, span)| (ruleset.entity_id(*entity), span.clone()))
-                .collect();
+            title_mentions.clear();
+            title_mentions.extend(
+                found
+                    .title_entities
+                    .iter()
+                    .map(|(entity, span)| (ruleset.entity_id(*entity), span.clone())),
+            );
             let mut entities = distinct_ids(mentions.iter().chain(&title_mentions));
-            let mut title_spans = found.title_spans.to_vec();
+            title_spans.clear();
+            title_spans.extend_from_slice(&found.title_spans);
             if rule.first_seen {
                 let mut unseen = self.store.unseen(&rule.id, &entities)?;
                 unseen
@@ -745,7 +757,7 @@ fn distinct_ids<'m>(
     // An alert names one or a few entities: a look through those found so
     // far beats hashing every mention, until there are many.
     const FEW: usize = 16;
-    let mut ids: Vec<&str> = Vec::new();
+    let mut ids: SmallVec<[&str; FEW]> = SmallVec::new();
     let mut known: HashSet<&str> = HashSet::new();
     for (id, _) in mentions {
         let new = if ids.len() < FEW {
