@@ -328,3 +328,138 @@ fn a_mistake_in_a_large_config_is_reported_where_the_whole_parse_reports_it() {
         &source[at..at + 20]
     );
 }
+
+/// Random configs, valid and not, written every way TOML allows where the
+/// scan could go wrong: the pieces must read each as the whole parse does,
+/// or leave it to the whole parse, and never accept what it rejects.
+#[test]
+fn random_configs_read_in_pieces_as_whole_or_not_at_all() {
+    let mut read_in_pieces = 0;
+    let mut valid = 0;
+    for seed in 0..400 {
+        let source = random_config(&mut fastrand::Rng::with_seed(seed));
+        let whole = RawConfig::parse_whole(&source);
+        for piece_len in [1, 60, 400] {
+            match (&whole, parse(&source, piece_len)) {
+                (Err(error), Some(_)) => {
+                    panic!("seed {seed}: the pieces accept what the whole parse rejects ({error})\n{source}")
+                }
+                (Ok(whole), Some(pieces)) => {
+                    assert_eq!(
+                        format!("{pieces:?}"),
+                        format!("{whole:?}"),
+                        "seed {seed}\n{source}"
+                    );
+                    read_in_pieces += 1;
+                }
+                (_, None) => {}
+            }
+        }
+        valid += usize::from(whole.is_ok());
+    }
+    // Not a test of nothing: most valid configs do go through the pieces.
+    assert!(valid > 150, "{valid} valid of 400");
+    assert!(
+        read_in_pieces > 2 * valid,
+        "{read_in_pieces} reads in pieces, {valid} valid configs"
+    );
+}
+
+fn random_config(rng: &mut fastrand::Rng) -> String {
+    let pick = |rng: &mut fastrand::Rng, items: &[&'static str]| items[rng.usize(..items.len())];
+    // Strings that hold what could pass for a header, a comment or a bracket.
+    let string = |rng: &mut fastrand::Rng| -> String {
+        match rng.u8(..6) {
+            0 => "\"plain [x] # not a comment\"".to_string(),
+            1 => "'C:\\literal\\ [rules.y]'".to_string(),
+            2 => "\"\"\"\n[rules.inside]\n\\\"\"\" still inside\"\"\"".to_string(),
+            3 => "'''\n[entities.inside]\n'' two quotes'''''".to_string(),
+            4 => "\"escaped \\\" quote ]\"".to_string(),
+            _ => format!("\"word{}\"", rng.u16(..)),
+        }
+    };
+    let mut names: Vec<String> = Vec::new();
+    let mut name = |rng: &mut fastrand::Rng, prefix: &str| -> String {
+        // Now and then a name again: two tables of one name are an error.
+        if !names.is_empty() && rng.u8(..120) == 0 {
+            return names[rng.usize(..names.len())].clone();
+        }
+        let name = format!("{prefix}{}", rng.u32(..1_000_000));
+        names.push(name.clone());
+        name
+    };
+    let mut out = String::from("[watch]\ndir = \"articles\"\n");
+    for _ in 0..rng.usize(1..40) {
+        let indent = pick(rng, &["", "", "  ", "\t"]);
+        let comment = pick(rng, &["", "", "  # note [rules.no] \"x", " #"]);
+        match rng.u8(..10) {
+            0..=3 => {
+                let id = name(rng, "e");
+                out += &format!("{indent}[entities.{id}]{comment}\n");
+                out += &match rng.u8(..3) {
+                    0 => format!("aliases = [{}]\n", string(rng)),
+                    1 => format!(
+                        "aliases = [\n  {},  # an alias [rules.no]\n  {}\n  ,\n]\n",
+                        string(rng),
+                        string(rng)
+                    ),
+                    _ => format!(
+                        "aliases = [{}, {}]\nclass = {}\n",
+                        string(rng),
+                        string(rng),
+                        string(rng)
+                    ),
+                };
+                if rng.bool() {
+                    out += &format!(
+                        "not = [{}]\nfuzzy = {}\ntranslit = {}\n",
+                        string(rng),
+                        rng.u8(..3),
+                        rng.bool()
+                    );
+                }
+            }
+            4..=7 => {
+                let id = name(rng, "r");
+                out += &format!("{indent}[rules.{id}]{comment}\n");
+                out += &format!("match = {}\n", string(rng));
+                if rng.bool() {
+                    out += &format!(
+                        "description = {}\nsinks = [\"a\", {}]\n",
+                        string(rng),
+                        string(rng)
+                    );
+                }
+                match rng.u8(..4) {
+                    0 => out += "threshold = { count = 2, within = \"1h\" }\n",
+                    1 => out += &format!("\n[rules.{id}.threshold]\ncount = 3\nwithin = \"2h\"\n"),
+                    _ => {}
+                }
+            }
+            8 => {
+                out += &format!(
+                    "{indent}[sinks.{}]\ntype = \"file\"\ndir = {}\n",
+                    name(rng, "s"),
+                    string(rng)
+                );
+            }
+            _ => out += &format!("[[tests]]\ntext = {}\nexpect = [\"r1\"]\n", string(rng)),
+        }
+        // Mistakes, now and then, of the kinds the pieces must leave alone.
+        match rng.u16(..240) {
+            0 => out += "unknown_key = 1\n",
+            1 => out += "broken = \"no end\n",
+            2 => out += "[rules]\nx.match = \"entity:a\"\n",
+            3 => out += "aliases = [\"unclosed\"\n",
+            4 => out += "[rules.\"quoted\"]\nmatch = \"x\"\n",
+            5 => out += "aliases = [[\"nested\"]]\n",
+            6 => out += "[rules.x] match = \"on the header's line\"\n",
+            _ => {}
+        }
+        out += pick(rng, &["", "\n", "# a comment line\n"]);
+    }
+    if rng.u8(..4) == 0 {
+        out = out.replace('\n', "\r\n");
+    }
+    out
+}
