@@ -46,10 +46,10 @@ pub struct RawConfig {
 }
 
 impl RawConfig {
-    /// Parses config.toml. A large one (100,000 entities and rules) is read
-    /// in pieces on every core (see [`pieces`]); any other, or one those
-    /// pieces do not cover, is parsed whole. Of several errors, the first in
-    /// the file is reported.
+    /// Parses config.toml. A large one ([`pieces::MIN_LEN`] or more: some
+    /// thousands of entities and rules) is read in pieces on every core (see
+    /// [`pieces`]); any other, or one those pieces do not cover, is parsed
+    /// whole. Of several errors, the first in the file is reported.
     pub fn parse(source: &str) -> Result<RawConfig, toml::de::Error> {
         if source.len() >= pieces::MIN_LEN {
             if let Some(raw) = pieces::parse(source, pieces::PIECE_LEN) {
