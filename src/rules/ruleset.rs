@@ -319,7 +319,7 @@ impl RuleSet {
         if !compiler.errors.is_empty() {
             return Err(compiler.errors);
         }
-        let mut words = WordTrie::new();
+        let mut words = WordTrie::with_capacity(compiler.patterns.len());
         let mut prefix_texts = Vec::new();
         let mut prefix_patterns = Vec::new();
         let pattern_texts = compiler.pattern_texts();
@@ -718,17 +718,32 @@ impl<'a> Compiler<'a> {
                 class_members.entry(class).or_default().push(index);
             }
         }
+        // Sized for the patterns to come (a few repeat, or fold to the
+        // same one) instead of rehashed through every power of two.
+        let patterns = Compiler::expected_patterns(input);
         Compiler {
             uses_sentences: false,
             regex_terms: RegexTerms::default(),
             entity_index,
             class_members,
             input,
-            pattern_index: FastMap::default(),
-            patterns: Vec::new(),
-            leaves: Vec::new(),
+            pattern_index: FastMap::with_capacity_and_hasher(patterns, Default::default()),
+            patterns: Vec::with_capacity(patterns),
+            leaves: Vec::with_capacity(input.rules.len()),
             errors: Vec::new(),
         }
+    }
+
+    /// At most how many patterns `input` makes but for its rules' own
+    /// terms: one per alias, `not` phrase and list item, and one per rule.
+    fn expected_patterns(input: &RuleSetInput) -> usize {
+        let entities: usize = input
+            .entities
+            .iter()
+            .map(|entity| entity.aliases.len() + entity.not.len())
+            .sum();
+        let lists: usize = input.lists.values().map(Vec::len).sum();
+        entities + lists + input.rules.len()
     }
 
     /// The text of every pattern, by id (taken out of the index, which is

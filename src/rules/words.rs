@@ -132,11 +132,19 @@ impl Default for WordTrie {
 
 impl WordTrie {
     pub fn new() -> Self {
+        WordTrie::with_capacity(0)
+    }
+
+    /// An empty trie with room for about `patterns` patterns of a word or
+    /// two (most words of a vocabulary are short).
+    pub fn with_capacity(patterns: usize) -> Self {
+        let mut ends = Vec::with_capacity(patterns + 1);
+        ends.push(NONE);
         WordTrie {
-            short: FastMap::default(),
+            short: FastMap::with_capacity_and_hasher(patterns, Default::default()),
             long: FastMap::default(),
             children: FastMap::default(),
-            ends: vec![NONE],
+            ends,
             shared_ends: Vec::new(),
             shapes: vec![0; 256],
             word_bytes: 0,
