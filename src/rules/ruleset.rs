@@ -734,8 +734,9 @@ impl<'a> Compiler<'a> {
         }
     }
 
-    /// At most how many patterns `input` makes but for its rules' own
-    /// terms: one per alias, `not` phrase and list item, and one per rule.
+    /// About how many patterns `input` makes: at most one per alias, `not`
+    /// phrase and list item, and, as a guess, one per rule for its own terms
+    /// (most have none or one; a map or list that needs more still grows).
     fn expected_patterns(input: &RuleSetInput) -> usize {
         let entities: usize = input
             .entities
