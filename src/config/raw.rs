@@ -275,6 +275,13 @@ impl<T> Default for Table<T> {
 }
 
 impl<T> Table<T> {
+    /// The table of `items`, sorted by name (in one pass when they come in
+    /// name order). Names are expected to be distinct.
+    fn from_items(mut items: Vec<(String, T)>) -> Table<T> {
+        items.sort_by(|(a, _), (b, _)| a.cmp(b));
+        Table { items }
+    }
+
     /// The item named `name`.
     pub fn get(&self, name: &str) -> Option<&T> {
         self.items
@@ -332,8 +339,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Table<T> {
                     items.push(item);
                 }
                 // A name cannot come twice: the TOML parser rejects that.
-                items.sort_by(|(a, _), (b, _)| a.cmp(b));
-                Ok(Table { items })
+                Ok(Table::from_items(items))
             }
         }
 

@@ -151,12 +151,10 @@ fn read_rest(rest: &str) -> Option<RawConfig> {
 
 /// The items of every piece as one table; `None` when a name comes twice
 /// (the whole parse reports where).
-fn sorted_table<T>(mut items: Vec<(String, T)>) -> Option<Table<T>> {
-    items.sort_by(|(a, _), (b, _)| a.cmp(b));
-    if items.windows(2).any(|pair| pair[0].0 == pair[1].0) {
-        return None;
-    }
-    Some(Table { items })
+fn sorted_table<T>(items: Vec<(String, T)>) -> Option<Table<T>> {
+    let table = Table::from_items(items);
+    let twice = table.items.windows(2).any(|pair| pair[0].0 == pair[1].0);
+    (!twice).then_some(table)
 }
 
 /// A stretch of the document from one table header to the next (the first
