@@ -23,6 +23,8 @@
 //! This module is pure: no I/O, no allocation per word beyond the output
 //! vectors, and it cannot fail.
 
+use std::ops::Range;
+
 use caseless::Caseless;
 use unicode_normalization::char::{decompose_compatible, is_combining_mark};
 
@@ -95,7 +97,7 @@ const HIGH: u64 = 0x8080_8080_8080_8080;
 /// The lower-case bit (0x20) of every byte lane.
 const CASE: u64 = 0x2020_2020_2020_2020;
 
-/// Bytes a copy of [`Builder::copy_folded`] moves at a time: the folded
+/// Bytes a copy of [`copy_run`] moves at a time: the folded
 /// bytes and the canonical text keep this much room past their end.
 const COPY: usize = 16;
 
@@ -170,6 +172,19 @@ impl Classes {
         }
         classes
     }
+}
+
+/// Copies the folded bytes `run` to `out[len..]`, sixteen at a time (most
+/// words take one copy; the bytes past the run are overwritten next), and
+/// returns the new length. `out` has room for a copy's spare bytes.
+#[inline]
+fn copy_run(out: &mut [u8], len: usize, folded: &[u8], run: Range<usize>) -> usize {
+    let mut at = 0;
+    while at < run.len() {
+        out[len + at..len + at + COPY].copy_from_slice(&folded[run.start + at..][..COPY]);
+        at += COPY;
+    }
+    len + run.len()
 }
 
 /// Normalises `text` into canonical words that remember their source offsets.
@@ -310,12 +325,14 @@ impl Builder {
     /// Takes the bytes of `block` (bytes `64 * block` to `64 * block + 63`)
     /// from `position` on: plain ASCII without apostrophes.
     ///
-    /// The word starts and ends are where the block's word bits change;
-    /// they alternate, so each turn of the loop takes the next of the kind
-    /// due, and each word is copied from the folded bytes when it ends
-    /// or the block does.
+    /// A word starts where the block's word bits go from 0 to 1 and ends
+    /// where they go back: the starts and ends alternate, so the n-th start
+    /// pairs with the n-th end (after the end of a word left open by the
+    /// block before). Each word is copied from the folded bytes, sixteen
+    /// at a time. The state lives in locals until the block is done.
     fn push_block(&mut self, classes: &Classes, block: usize, position: usize) {
         let base = 64 * block;
+        let block_end = (base + 64).min(classes.folded.len() - COPY);
         let from = position - base;
         let word = classes.word[block] & (u64::MAX << from);
         // Bit `i`: byte `i - 1` is in a word (for `from`: one is open).
@@ -324,55 +341,62 @@ impl Builder {
         // The first byte after each word; a word reaching the block's end
         // has none here.
         let mut ends = !word & after_word;
-        // Where the open word's bytes not yet copied start.
-        let mut copy_from = position;
-        loop {
-            if self.open {
-                if ends == 0 {
-                    break;
-                }
-                let end = base + ends.trailing_zeros() as usize;
-                ends &= ends - 1;
-                self.copy_folded(classes, copy_from, end);
-                self.close();
-            } else {
-                if starts == 0 {
-                    break;
-                }
-                let start = base + starts.trailing_zeros() as usize;
-                starts &= starts - 1;
-                self.open_word(start);
-                copy_from = start;
-            }
+        // Room for all the block can add: no more bytes than it has, and
+        // the spare bytes of a copy.
+        let room = self.len + 64 + COPY + 1;
+        if self.text.len() < room {
+            self.text.resize(room.max(2 * self.text.len()), 0);
         }
+        let out = self.text.as_mut_slice();
+        let folded = classes.folded.as_slice();
+        let tokens = &mut self.tokens;
+        let mut len = self.len;
         if self.open {
-            let end = (base + 64).min(classes.folded.len() - COPY);
-            self.copy_folded(classes, copy_from, end);
+            // The word left open goes on to its end here, or through.
+            let end = match ends {
+                0 => block_end,
+                ends => base + ends.trailing_zeros() as usize,
+            };
+            // Nothing to copy when it ended where it was (a combining mark
+            // after it, taken by the byte loop, is not part of it).
+            if end > position {
+                len = copy_run(out, len, folded, position..end);
+                if let Some(token) = tokens.last_mut() {
+                    token.end = end;
+                }
+            }
+            if ends == 0 {
+                self.len = len;
+                return;
+            }
+            ends &= ends - 1;
+            out[len] = b' ';
+            len += 1;
+            self.open = false;
         }
-    }
-
-    /// Appends the folded bytes `from..to` of the text to the open word.
-    /// Nothing when the range is empty: the word then ended where it was
-    /// (a combining mark after it, taken by the byte loop, is not part of it).
-    #[inline]
-    fn copy_folded(&mut self, classes: &Classes, from: usize, to: usize) {
-        if from == to {
-            return;
+        while starts != 0 {
+            let start = base + starts.trailing_zeros() as usize;
+            starts &= starts - 1;
+            let end = match ends {
+                0 => block_end,
+                ends => base + ends.trailing_zeros() as usize,
+            };
+            tokens.push(Token {
+                start,
+                end,
+                norm_start: len,
+            });
+            len = copy_run(out, len, folded, start..end);
+            if ends == 0 {
+                // The last word goes on into the next block.
+                self.open = true;
+                break;
+            }
+            ends &= ends - 1;
+            out[len] = b' ';
+            len += 1;
         }
-        let needed = self.len + (to - from) + COPY;
-        if needed > self.text.len() {
-            self.text.resize(needed.max(2 * self.text.len()), 0);
-        }
-        // Sixteen bytes at a time: most words take one copy, and the bytes
-        // past the word are overwritten next.
-        let mut at = 0;
-        while at < to - from {
-            self.text[self.len + at..self.len + at + COPY]
-                .copy_from_slice(&classes.folded[from + at..from + at + COPY]);
-            at += COPY;
-        }
-        self.len += to - from;
-        self.end_word_at(to);
+        self.len = len;
     }
 
     fn push_word_char(&mut self, start: usize, end: usize, folded: char) {
