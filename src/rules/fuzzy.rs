@@ -73,6 +73,21 @@ struct Spelled {
 /// The most answers [`Spelled`] keeps (a few MB at most).
 const SPELLED_MAX: usize = 1 << 16;
 
+/// The indices of the words of `normalized` with a byte that is not ASCII,
+/// in order.
+fn non_ascii_words(normalized: &Normalized) -> Vec<usize> {
+    let text = normalized.text.as_bytes();
+    let mut words = Vec::new();
+    let mut at = 0;
+    while let Some(offset) = text[at..].iter().position(|byte| !byte.is_ascii()) {
+        // Only folded words hold letters that are not ASCII.
+        let index = normalized.token_at(at + offset);
+        words.push(index);
+        at = normalized.word_end(index);
+    }
+    words
+}
+
 impl AliasMatcher {
     pub(super) fn new(entities: &[EntityDef]) -> AliasMatcher {
         let mut matcher = AliasMatcher {
@@ -148,10 +163,18 @@ impl AliasMatcher {
         if self.is_idle() || (self.fuzzy_by_length.is_empty() && normalized.text.is_ascii()) {
             return Vec::new();
         }
-        let words: Vec<&str> = normalized.words().collect();
+        let word_count = normalized.tokens.len();
+        // Without fuzziness only the words with a non-ASCII letter can be
+        // transliterated into more: find those in the text, not word by word.
+        let candidates: Vec<usize> = if self.fuzzy_by_length.is_empty() {
+            non_ascii_words(normalized)
+        } else {
+            (0..word_count).collect()
+        };
         let mut latin_cache: HashMap<&str, Vec<String>> = HashMap::new();
         let mut found: Vec<(usize, TokenSpan)> = Vec::new();
-        for (index, &word) in words.iter().enumerate() {
+        for index in candidates {
+            let word = normalized.word(index);
             let has_cyrillic = !word.is_ascii();
             // An ASCII word is its own Latin form, and exact matches are the
             // automaton's: only fuzziness can find anything more in it, and
@@ -199,21 +222,20 @@ impl AliasMatcher {
                 };
                 let alias_def = &self.aliases[alias];
                 let end = start + alias_def.words.len();
-                if end > words.len() {
+                if end > word_count {
                     continue;
                 }
                 let mut inexact = false;
-                let all =
-                    (start..end).all(
-                        |at| match self.word_distance(alias, at - start, words[at]) {
-                            Some(Closeness::Exact) => true,
-                            Some(Closeness::Near) => {
-                                inexact = true;
-                                true
-                            }
-                            None => false,
-                        },
-                    );
+                let all = (start..end).all(|at| {
+                    match self.word_distance(alias, at - start, normalized.word(at)) {
+                        Some(Closeness::Exact) => true,
+                        Some(Closeness::Near) => {
+                            inexact = true;
+                            true
+                        }
+                        None => false,
+                    }
+                });
                 if all && inexact {
                     let span = TokenSpan {
                         first: start as u32,
