@@ -15,10 +15,11 @@
 //! punctuation) separates words. A possessive `'s` / `’s` is dropped, so
 //! `Haftar’s` is the word `haftar`.
 //!
-//! Plain ASCII, nearly all of an English article, is classified and folded
-//! eight bytes at a time and its words read from bitmaps ([`Classes`]);
-//! everything else goes through the byte loop, which is the reference: a
-//! test holds the two to the same output.
+//! In a text of `BITMAP_MIN` bytes or more, plain ASCII (nearly all of an
+//! English article) is classified and folded eight bytes at a time and its
+//! words read from bitmaps (`Classes`); everything else, and any shorter
+//! text, goes through the byte loop, which is the reference: a test holds
+//! the two to the same output.
 //!
 //! This module is pure: no I/O, no allocation per word beyond the output
 //! vectors, and it cannot fail.
@@ -328,8 +329,9 @@ impl Builder {
         next
     }
 
-    /// Takes the bytes of `block` (bytes `64 * block` to `64 * block + 63`)
-    /// from `position` on: plain ASCII without apostrophes.
+    /// Takes the bytes of `block` (the text's bytes `64 * block` to
+    /// `64 * block + 63`) from `position` on: plain ASCII without
+    /// apostrophes.
     ///
     /// A word starts where the block's word bits go from 0 to 1 and ends
     /// where they go back: the starts and ends alternate, so the n-th start

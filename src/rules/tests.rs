@@ -598,3 +598,47 @@ fn the_alias_behind_each_spelling_is_known() {
         }
     }
 }
+
+#[test]
+fn without_fuzziness_transliteration_finds_cyrillic_words_anywhere_in_the_text() {
+    // No entity is fuzzy, so only the words with a non-ASCII letter are
+    // transliterated: here the second word of a two-word alias, a word
+    // after an Arabic one, and the article's last word.
+    let entity = |id: &str, aliases: &[&str]| EntityDef {
+        id: id.to_string(),
+        aliases: aliases.iter().map(|s| s.to_string()).collect(),
+        translit: true,
+        ..EntityDef::default()
+    };
+    let input = RuleSetInput {
+        entities: vec![
+            entity("lukashenko", &["Alexander Lukashenko", "Lukashenko"]),
+            entity("yevkurov", &["Yevkurov"]),
+            entity("haftar", &["حفتر"]),
+        ],
+        lists: Default::default(),
+        rules: ["lukashenko", "yevkurov", "haftar"]
+            .iter()
+            .map(|id| RuleDef {
+                id: id.to_string(),
+                expr: parse(&format!("entity:{id}")).expect("parses"),
+            })
+            .collect(),
+    };
+    let set = RuleSet::compile(&input).expect("compiles");
+    let article = "On Monday Alexander Лукашенко met envoys of حفتر; Евкуров \
+                   spoke later, and so did Лукашенко";
+    let cited: Vec<Vec<&str>> = set
+        .scan(article)
+        .iter()
+        .map(|found| found.spans.iter().map(|s| &article[s.clone()]).collect())
+        .collect();
+    assert_eq!(
+        cited,
+        [
+            vec!["Alexander Лукашенко", "Лукашенко"],
+            vec!["Евкуров"],
+            vec!["حفتر"],
+        ]
+    );
+}
