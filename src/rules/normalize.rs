@@ -359,12 +359,15 @@ impl Builder {
         let folded = classes.folded.as_slice();
         let tokens = &mut self.tokens;
         let mut len = self.len;
+        // Where the word being read ends: at the next end bit, or past the
+        // block when there is none.
+        let next_end = |ends: u64| match ends {
+            0 => block_end,
+            ends => base + ends.trailing_zeros() as usize,
+        };
         if self.open {
             // The word left open goes on to its end here, or through.
-            let end = match ends {
-                0 => block_end,
-                ends => base + ends.trailing_zeros() as usize,
-            };
+            let end = next_end(ends);
             // Nothing to copy when it ended where it was (a combining mark
             // after it, taken by the byte loop, is not part of it).
             if end > position {
@@ -385,10 +388,7 @@ impl Builder {
         while starts != 0 {
             let start = base + starts.trailing_zeros() as usize;
             starts &= starts - 1;
-            let end = match ends {
-                0 => block_end,
-                ends => base + ends.trailing_zeros() as usize,
-            };
+            let end = next_end(ends);
             tokens.push(Token {
                 start,
                 end,
