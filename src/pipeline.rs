@@ -19,6 +19,7 @@ use crate::article::fingerprint::{DuplicateIndex, Signature, DUPLICATE_SIMILARIT
 use crate::article::{boilerplate, Article, ReadWarning, SkipReason};
 use crate::config::{Config, OnDuplicate, Rule};
 use crate::rules::normalize::normalize_term;
+use crate::rules::words::FastMap;
 use crate::rules::{RuleMatch, RuleSet};
 use crate::state::{FileKey, NewDelivery, ProcessedArticle, Store, StoreError};
 
@@ -775,22 +776,24 @@ fn distinct_ids<'m>(
     ids.into_iter().map(str::to_string).collect()
 }
 
-/// Sorts entity ids by their first mention in the text.
+/// Sorts entity ids by their first mention in the text; ids with no
+/// mention there (a title's) go last, in the order given.
 fn order_by_appearance(entities: &mut [String], mentions: &[(&str, std::ops::Range<usize>)]) {
     if entities.len() < 2 {
         return;
     }
-    let first = |id: &String| {
-        mentions
-            .iter()
-            .filter(|(entity, _)| entity == id)
-            .map(|(_, span)| span.start)
-            .min()
-            .unwrap_or(usize::MAX)
-    };
-    // Cached: the key is a pass over the mentions, once per entity instead
-    // of once per comparison.
-    entities.sort_by_cached_key(first);
+    // One pass over the mentions for every id's first one: a pass per
+    // entity compared every mention's id with every entity's, 7% of the
+    // recorder's time in a burst where an alert names dozens of entities.
+    let mut first: FastMap<&str, usize> =
+        FastMap::with_capacity_and_hasher(entities.len(), Default::default());
+    for (id, span) in mentions {
+        first
+            .entry(id)
+            .and_modify(|start| *start = (*start).min(span.start))
+            .or_insert(span.start);
+    }
+    entities.sort_by_cached_key(|id| first.get(id.as_str()).copied().unwrap_or(usize::MAX));
 }
 
 /// A name found by a `discover` pattern that no entity lists.
@@ -1189,6 +1192,21 @@ match = 'entity:karankevich NEAR/2 list:visit'
         let expected: Vec<String> = (0..25).map(|n| format!("e{n}")).collect();
         assert_eq!(distinct_ids(&mentions), expected);
         assert_eq!(distinct_ids(&mentions[..3]), ["e0", "e1", "e2"]);
+    }
+
+    #[test]
+    fn entities_are_ordered_by_their_first_mention_in_the_text() {
+        let mentions = [
+            ("b", 9..12),
+            ("a", 20..21),
+            ("c", 30..31),
+            ("b", 2..3),
+            ("a", 15..16),
+        ];
+        // "t" and "u" are only in the title: last, as given.
+        let mut entities = ["u", "c", "a", "t", "b"].map(String::from);
+        order_by_appearance(&mut entities, &mentions);
+        assert_eq!(entities, ["b", "a", "c", "u", "t"]);
     }
 }
 
