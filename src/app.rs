@@ -29,7 +29,7 @@ use crate::service::server::{serve, ServerState};
 use crate::service::sinks::{wake_all, SinkWorkers, Wakes};
 use crate::service::watchdog::{Heartbeat, Ping};
 use crate::service::{status_line, telemetry};
-use crate::state::Store;
+use crate::state::{delivered, Store};
 
 /// How long in-flight sends may take after a stop was asked for.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
@@ -74,7 +74,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         })
     };
     let open_store = || open_with(Store::open);
-    let store = open_with(Store::open_for_recording)?;
+    let mut store = open_with(Store::open_for_recording)?;
+    // Before any sink worker starts: what a killed run delivered is not
+    // sent again.
+    let recovered = delivered::recover(&config.state_dir, &mut store)
+        .context("cannot mark the deliveries an earlier run logged")?;
+    if recovered > 0 {
+        info!(
+            deliveries = recovered,
+            "marked the deliveries the last run logged but had not marked"
+        );
+    }
     let pending = store.pending_count().context("cannot read the outbox")?;
     let readers = std::thread::available_parallelism()
         .map_or(1, usize::from)

@@ -637,6 +637,16 @@ fn webhook_config(receiver: &Receiver, extra_sink: &str) -> String {
     )
 }
 
+/// How many different alerts the receiver got (by `webhook-id`).
+fn distinct_webhook_ids(receiver: &Receiver) -> usize {
+    receiver
+        .requests()
+        .iter()
+        .map(|r| r.headers["webhook-id"].clone())
+        .collect::<BTreeSet<_>>()
+        .len()
+}
+
 /// `kill -9` in the middle of a burst: after a restart every expected alert
 /// arrives; deduplicated by `webhook-id` each arrives exactly once, and raw
 /// duplicates are at most the one send that was in flight.
@@ -668,14 +678,7 @@ fn a_crash_during_a_burst_loses_nothing_and_duplicates_at_most_the_send_in_fligh
     );
 
     let daemon = workspace.start(&[]);
-    let distinct = || {
-        receiver
-            .requests()
-            .iter()
-            .map(|r| r.headers["webhook-id"].clone())
-            .collect::<BTreeSet<_>>()
-            .len()
-    };
+    let distinct = || distinct_webhook_ids(&receiver);
     assert!(
         wait_until(Duration::from_secs(120), || distinct() == ARTICLES),
         "{} of {ARTICLES}\n{}",
@@ -693,6 +696,65 @@ fn a_crash_during_a_burst_loses_nothing_and_duplicates_at_most_the_send_in_fligh
         requests.len() - ARTICLES <= 1,
         "{} raw duplicates",
         requests.len() - ARTICLES
+    );
+    assert!(daemon.stop().success());
+}
+
+/// `kill -9` while a send hangs, after the worker delivered twenty alerts
+/// of its current window: those twenty are in its log of deliveries, not
+/// yet marked in the database, and the next start marks them before
+/// sending anything, so only the send in flight is made again.
+#[test]
+fn a_kill_re_sends_only_the_send_in_flight_not_the_logged_deliveries() {
+    const ARTICLES: usize = 100;
+    let receiver = Receiver::start();
+    // The first send is refused for 2 s, time for every article to be
+    // queued, so the next window holds them all; then twenty go through
+    // and the twenty-first hangs.
+    receiver.answer_with(&[(503, &[("Retry-After", "2")])]);
+    for _ in 0..20 {
+        receiver.answer_with(&[(200, &[])]);
+    }
+    // Shorter than the sink's 2 s timeout: the restarted daemon's first send
+    // waits for this one's answer (the receiver answers one at a time).
+    receiver.answer_after(Duration::from_millis(1500), 200, &[]);
+    let workspace = Workspace::new(&webhook_config(&receiver, ""));
+    for index in 0..ARTICLES {
+        workspace.drop_article(
+            &format!("a{index:03}.txt"),
+            format!("Report {index} on the Tobruk air base.\n").as_bytes(),
+        );
+    }
+    let daemon = workspace.start(&[]);
+    assert!(
+        wait_until(WAIT, || receiver.requests().len() == 22),
+        "{}",
+        daemon.log()
+    );
+    daemon.kill_hard();
+    // `outbox` reads the log too: the twenty are not listed as pending.
+    let listed = workspace.command(&["outbox"]);
+    let pending = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .filter(|line| line.starts_with("pending"))
+        .count();
+    assert_eq!(pending, ARTICLES - 20);
+
+    let daemon = workspace.start(&[]);
+    let distinct = || distinct_webhook_ids(&receiver);
+    assert!(
+        wait_until(WAIT, || distinct() == ARTICLES),
+        "{} of {ARTICLES}\n{}",
+        distinct(),
+        daemon.log()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    // One per article, the refused first try, and the send in flight.
+    assert_eq!(receiver.requests().len(), ARTICLES + 2);
+    assert!(
+        daemon.log().contains("deliveries=20"),
+        "the start marked the logged deliveries:\n{}",
+        daemon.log()
     );
     assert!(daemon.stop().success());
 }

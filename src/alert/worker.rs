@@ -24,7 +24,8 @@ use tracing::{debug, error, info, warn};
 use crate::alert::send::{SendError, Sender};
 use crate::config::SinkConfig;
 use crate::service::{telemetry, DeliveryOutcome};
-use crate::state::{Delivery, Store};
+use crate::state::delivered::DeliveredLog;
+use crate::state::{Delivery, Store, StoreError};
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// Pending rows a worker reads at once: one query per this many sends
@@ -53,15 +54,20 @@ fn too_old(created_at_ms: i64, max_age: Duration) -> bool {
     Duration::from_millis((now_ms() - created_at_ms).max(0) as u64) >= max_age
 }
 
-/// Runs until `cancel` fires. `wake` is notified whenever new rows were queued.
+/// Runs until `cancel` fires. `wake` is notified whenever new rows were
+/// queued. Deliveries are marked in `log` as they are made and folded into
+/// the outbox before each read of the next rows and at the end; without a
+/// log, each is marked in the database at once.
 pub async fn run_sink_worker(
     sink: SinkConfig,
-    store: Store,
+    mut store: Store,
+    mut log: Option<DeliveredLog>,
     sender: Arc<Sender>,
     wake: Arc<Notify>,
     cancel: CancellationToken,
 ) {
     if sink.digest.is_some() {
+        drop(log);
         return run_digest_worker(sink, store, sender, cancel).await;
     }
     let name = sink.name.clone();
@@ -81,6 +87,15 @@ pub async fn run_sink_worker(
             break;
         }
         if window.is_empty() {
+            // The rows just delivered must be marked before the next read
+            // returns them again.
+            if let Some(Err(e)) = log.as_mut().map(|log| log.fold(&mut store)) {
+                error!(sink = %name, error = %e, "cannot mark deliveries in the outbox; retrying in 5 s");
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => continue,
+                }
+            }
             match store.pending_for_sink(&name, WINDOW) {
                 Ok(rows) => window.extend(rows),
                 Err(e) => {
@@ -128,7 +143,7 @@ pub async fn run_sink_worker(
                 }
                 info!(sink = %name, rule = %delivery.rule, alert = %delivery.alert_id, attempts, "alert delivered");
                 telemetry().delivery(&name, DeliveryOutcome::Delivered);
-                store.mark_delivered(delivery.seq, attempts)
+                mark_delivered(&mut log, &store, &name, delivery.seq, attempts)
             }
             Err(SendError::SinkUnhealthy(message))
                 if !too_old(delivery.created_at_ms, sink.retry.max_age) =>
@@ -204,7 +219,30 @@ pub async fn run_sink_worker(
             }
         }
     }
+    if let Some(Err(e)) = log.as_mut().map(|log| log.fold(&mut store)) {
+        warn!(sink = %name, error = %e, "cannot mark the last deliveries in the outbox; the next start will");
+    }
     debug!(sink = %name, "sink worker stopped");
+}
+
+/// Records that row `seq` was delivered: in the worker's log, or in the
+/// database when there is no log or appending to it failed.
+fn mark_delivered(
+    log: &mut Option<DeliveredLog>,
+    store: &Store,
+    sink: &str,
+    seq: i64,
+    attempts: u32,
+) -> Result<(), StoreError> {
+    if let Some(log) = log {
+        match log.append(seq, attempts) {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                warn!(sink = %sink, error = %e, "cannot log a delivery; marking it in the database")
+            }
+        }
+    }
+    store.mark_delivered(seq, attempts)
 }
 
 /// The most alerts in one digest; more wait for the next one.

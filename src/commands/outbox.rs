@@ -6,7 +6,7 @@ use anyhow::Context as _;
 
 use crate::cli::OutboxAction;
 use crate::config::Config;
-use crate::state::{DeliveryStatus, Store};
+use crate::state::{delivered, DeliveryStatus, Store};
 
 pub fn run(config: &Config, action: Option<OutboxAction>) -> anyhow::Result<()> {
     let store = Store::open(&config.state_dir).with_context(|| {
@@ -16,7 +16,7 @@ pub fn run(config: &Config, action: Option<OutboxAction>) -> anyhow::Result<()> 
         )
     })?;
     match action {
-        None => list(&store),
+        None => list(config, &store),
         Some(OutboxAction::Retry { id, all }) => {
             if id.is_none() && !all {
                 anyhow::bail!("name a delivery id (see `newswatch outbox`) or pass --all");
@@ -31,8 +31,12 @@ pub fn run(config: &Config, action: Option<OutboxAction>) -> anyhow::Result<()> 
     }
 }
 
-fn list(store: &Store) -> anyhow::Result<()> {
-    let rows = store.undelivered()?;
+fn list(config: &Config, store: &Store) -> anyhow::Result<()> {
+    let mut rows = store.undelivered()?;
+    // A running daemon's sink workers mark their last few deliveries in
+    // the database a moment later (a killed one's, at its next start).
+    let delivered = delivered::logged(&config.state_dir)?;
+    rows.retain(|row| !delivered.contains(&row.seq));
     if rows.is_empty() {
         println!("outbox is empty: every alert was delivered");
         return Ok(());

@@ -22,6 +22,7 @@ use tracing::{info, warn};
 use crate::alert::send::Sender;
 use crate::alert::worker::run_sink_worker;
 use crate::config::SinkConfig;
+use crate::state::delivered::DeliveredLog;
 use crate::state::{Store, StoreError};
 
 /// How long a stopping worker may take to finish its send in flight.
@@ -88,14 +89,23 @@ impl SinkWorkers {
         self.wakes.clone()
     }
 
-    /// Starts a worker for `sink` (it opens its own database connection).
+    /// Starts a worker for `sink` (it opens its own database connection
+    /// and log of deliveries).
     pub fn start(&mut self, sink: &SinkConfig) -> Result<(), StoreError> {
         let store = Store::open_for_delivery(&self.state_dir)?;
+        let log = match DeliveredLog::create(&self.state_dir) {
+            Ok(log) => Some(log),
+            Err(e) => {
+                warn!(sink = %sink.name, error = %e, "cannot create the log of deliveries; marking each in the database");
+                None
+            }
+        };
         let wake = Arc::new(Notify::new());
         let cancel = self.cancel.child_token();
         let handle = self.tracker.spawn(run_sink_worker(
             sink.clone(),
             store,
+            log,
             self.sender.clone(),
             wake.clone(),
             cancel.clone(),

@@ -8,6 +8,7 @@
 //! decides anything about rules; it stores what it is given.
 
 mod counts;
+pub mod delivered;
 mod outbox;
 mod store;
 

@@ -101,14 +101,34 @@ impl Store {
     }
 
     /// One transaction per row, so that a crash right after it re-sends
-    /// nothing but the send in flight. The statement is cached: a sink
-    /// worker marks one row per alert.
+    /// nothing but the send in flight: a digest's rows, or a worker's
+    /// delivery when its [`super::delivered::DeliveredLog`] cannot take it.
     pub fn mark_delivered(&self, seq: i64, attempts: u32) -> Result<(), StoreError> {
         self.connection
             .prepare_cached(
                 "UPDATE outbox SET status = 'delivered', attempts = ?2, last_error = NULL WHERE seq = ?1",
             )?
             .execute(params![seq, attempts])?;
+        Ok(())
+    }
+
+    /// Marks many rows delivered in one transaction (a sink worker's
+    /// [`super::delivered::DeliveredLog`] folded into the outbox). Marking
+    /// a row twice leaves it as it was.
+    pub fn mark_delivered_many(
+        &mut self,
+        marks: &[super::delivered::Mark],
+    ) -> Result<(), StoreError> {
+        let transaction = self.connection.transaction()?;
+        {
+            let mut mark = transaction.prepare_cached(
+                "UPDATE outbox SET status = 'delivered', attempts = ?2, last_error = NULL WHERE seq = ?1",
+            )?;
+            for m in marks {
+                mark.execute(params![m.seq, m.attempts])?;
+            }
+        }
+        transaction.commit()?;
         Ok(())
     }
 

@@ -16,6 +16,11 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("cannot encode alert: {0}")]
     Encode(#[from] serde_json::Error),
+    #[error("delivered-alerts log {path}: {source}")]
+    DeliveredLog {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// Identity of a file on disk, to skip unchanged files without reading them.
