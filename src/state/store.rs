@@ -81,6 +81,15 @@ pub struct Store {
 /// payloads are keyed by an integer, appended in order: a key by alert id
 /// (a hash) would put each insert on a random page of its index.
 ///
+/// Only `articles` and `files` are keyed by a hash or a name: those keys are
+/// looked up. The outbox and the fingerprints are keyed by their row
+/// number, appended in order. A unique index on the outbox's delivery id
+/// or on the fingerprints' article id would put each insert on a random
+/// page of a B-tree that grows with every article (written to the WAL,
+/// again at the checkpoint, and read back once it no longer fits the page
+/// cache), and would guard nothing: both are written only for an article
+/// `articles` did not have yet, so their ids cannot repeat.
+///
 /// The outbox's index holds only the rows not yet delivered (a query uses
 /// it when it says `status != 'delivered'`): a sink worker's mark removes
 /// one entry from it instead of moving the entry to the delivered end
@@ -108,7 +117,7 @@ CREATE TABLE IF NOT EXISTS seen (
 );
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
+    id TEXT NOT NULL,
     sink TEXT NOT NULL,
     alert_id TEXT NOT NULL,
     rule TEXT NOT NULL,
@@ -128,7 +137,7 @@ CREATE TABLE IF NOT EXISTS alert_payloads (
     payload TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS fingerprints (
-    article_id TEXT PRIMARY KEY,
+    article_id TEXT NOT NULL,
     signature BLOB NOT NULL,
     at_ms INTEGER NOT NULL
 );
@@ -191,6 +200,76 @@ fn move_payloads_out_of_the_outbox(connection: &mut Connection) -> Result<(), St
     Ok(())
 }
 
+/// Rebuilds, once, the tables of a database written before their unique
+/// indexes were dropped (see [`SCHEMA`]): `outbox` without the one on `id`,
+/// `fingerprints` without the one on `article_id`. Every row is kept, with
+/// its `seq`; `AUTOINCREMENT` goes on from the highest. One transaction;
+/// connections opened at the same time wait and find nothing left to do.
+fn drop_unique_indexes(connection: &mut Connection) -> Result<(), StoreError> {
+    let has_unique = |connection: &Connection, table: &str| -> rusqlite::Result<bool> {
+        connection
+            .prepare_cached(
+                "SELECT 1 FROM sqlite_master WHERE type = 'index' AND tbl_name = ?1 AND name LIKE 'sqlite_autoindex_%'",
+            )?
+            .exists([table])
+    };
+    if !has_unique(connection, "outbox")? && !has_unique(connection, "fingerprints")? {
+        return Ok(());
+    }
+    let transaction =
+        connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let outbox = has_unique(&transaction, "outbox")?;
+    let fingerprints = has_unique(&transaction, "fingerprints")?;
+    if outbox {
+        transaction.execute_batch(
+            "CREATE TABLE outbox_rebuilt (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                id TEXT NOT NULL,
+                sink TEXT NOT NULL,
+                alert_id TEXT NOT NULL,
+                rule TEXT NOT NULL,
+                article_id TEXT NOT NULL,
+                payload_id INTEGER NOT NULL,
+                status TEXT NOT NULL DEFAULT 'pending',
+                attempts INTEGER NOT NULL DEFAULT 0,
+                created_at_ms INTEGER NOT NULL,
+                next_attempt_ms INTEGER NOT NULL,
+                last_error TEXT
+             );
+             INSERT INTO outbox_rebuilt (seq, id, sink, alert_id, rule, article_id, payload_id, status, attempts, created_at_ms, next_attempt_ms, last_error)
+                SELECT seq, id, sink, alert_id, rule, article_id, payload_id, status, attempts, created_at_ms, next_attempt_ms, last_error FROM outbox;
+             UPDATE sqlite_sequence
+                SET seq = MAX(seq, IFNULL((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0))
+                WHERE name = 'outbox_rebuilt';
+             DROP TABLE outbox;
+             ALTER TABLE outbox_rebuilt RENAME TO outbox;
+             CREATE INDEX outbox_undelivered ON outbox (sink, status, seq)
+                WHERE status != 'delivered';",
+        )?;
+    }
+    if fingerprints {
+        transaction.execute_batch(
+            "CREATE TABLE fingerprints_rebuilt (
+                article_id TEXT NOT NULL,
+                signature BLOB NOT NULL,
+                at_ms INTEGER NOT NULL
+             );
+             INSERT INTO fingerprints_rebuilt (article_id, signature, at_ms)
+                SELECT article_id, signature, at_ms FROM fingerprints ORDER BY at_ms;
+             DROP TABLE fingerprints;
+             ALTER TABLE fingerprints_rebuilt RENAME TO fingerprints;
+             CREATE INDEX fingerprints_at ON fingerprints (at_ms);",
+        )?;
+    }
+    transaction.commit()?;
+    tracing::info!(
+        outbox,
+        fingerprints,
+        "database upgraded: unique indexes that only slowed inserts dropped"
+    );
+    Ok(())
+}
+
 /// A connection's page cache, in KiB as SQLite takes it (negative): 1 MiB
 /// instead of SQLite's 2, since the daemon has one connection per task (7
 /// or more) and another connection's commit empties this cache at the next
@@ -250,6 +329,7 @@ impl Store {
     fn init(mut connection: Connection) -> Result<Store, StoreError> {
         connection.execute_batch(SCHEMA)?;
         move_payloads_out_of_the_outbox(&mut connection)?;
+        drop_unique_indexes(&mut connection)?;
         // Every hot query is a cached statement; the pipeline alone has about 16.
         connection.set_prepared_statement_cache_capacity(48);
         Ok(Store { connection })
@@ -335,15 +415,13 @@ impl Store {
                 "INSERT OR IGNORE INTO seen (rule, entity, article_id, seen_at_ms) VALUES (?1, ?2, ?3, ?4)",
             )?;
             let mut insert_delivery = transaction.prepare_cached(
-                "INSERT OR IGNORE INTO outbox (id, sink, alert_id, rule, article_id, payload_id, created_at_ms, next_attempt_ms)
+                "INSERT INTO outbox (id, sink, alert_id, rule, article_id, payload_id, created_at_ms, next_attempt_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
             )?;
             let mut insert_payload =
                 transaction.prepare_cached("INSERT INTO alert_payloads (payload) VALUES (?1)")?;
-            let mut delete_payload =
-                transaction.prepare_cached("DELETE FROM alert_payloads WHERE id = ?1")?;
             let mut insert_fingerprint = transaction.prepare_cached(
-                "INSERT OR REPLACE INTO fingerprints (article_id, signature, at_ms) VALUES (?1, ?2, ?3)",
+                "INSERT INTO fingerprints (article_id, signature, at_ms) VALUES (?1, ?2, ?3)",
             )?;
             let mut insert_fire = transaction.prepare_cached(
                 "INSERT OR REPLACE INTO rule_fires (rule, key, at_ms) VALUES (?1, ?2, ?3)",
@@ -407,17 +485,16 @@ impl Store {
                     ])?;
                 }
                 // An alert's deliveries (one per sink) are adjacent: its
-                // payload is stored once, and removed again if every one of
-                // them had been queued before (the same alert id).
+                // payload is stored once. The article is new, so none of
+                // them was queued before.
                 for deliveries in processed
                     .deliveries
                     .chunk_by(|a, b| a.alert_id == b.alert_id)
                 {
                     insert_payload.execute([&deliveries[0].payload])?;
                     let payload_id = transaction.last_insert_rowid();
-                    let mut queued = 0;
                     for delivery in deliveries {
-                        queued += insert_delivery.execute(params![
+                        insert_delivery.execute(params![
                             delivery_id(&delivery.alert_id, &delivery.sink),
                             delivery.sink,
                             delivery.alert_id,
@@ -426,9 +503,6 @@ impl Store {
                             payload_id,
                             processed.now_ms
                         ])?;
-                    }
-                    if queued == 0 {
-                        delete_payload.execute([payload_id])?;
                     }
                 }
             }
@@ -587,6 +661,98 @@ mod tests {
             .expect("the recorder's row");
         worker.mark_delivered(queued.seq, 1).expect("mark");
         assert_eq!(recorder.pending_count().expect("count"), 0);
+    }
+
+    /// Every index of `table`, the automatic ones (of `UNIQUE` and
+    /// `PRIMARY KEY`) included.
+    fn indexes(store: &Store, table: &str) -> Vec<String> {
+        names(
+            store,
+            &format!("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = '{table}' ORDER BY name"),
+        )
+    }
+
+    #[test]
+    fn the_outbox_and_the_fingerprints_have_no_index_an_insert_puts_on_a_random_page() {
+        let store = Store::open_in_memory().expect("open");
+        assert_eq!(indexes(&store, "outbox"), ["outbox_undelivered"]);
+        assert_eq!(indexes(&store, "fingerprints"), ["fingerprints_at"]);
+    }
+
+    #[test]
+    fn a_database_with_unique_indexes_is_rebuilt_without_them_keeping_every_row() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            // The two tables as newswatch wrote them before.
+            let old = Connection::open(dir.path().join("newswatch.db")).expect("open");
+            old.execute_batch(
+                "CREATE TABLE outbox (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    id TEXT NOT NULL UNIQUE,
+                    sink TEXT NOT NULL,
+                    alert_id TEXT NOT NULL,
+                    rule TEXT NOT NULL,
+                    article_id TEXT NOT NULL,
+                    payload_id INTEGER NOT NULL,
+                    status TEXT NOT NULL DEFAULT 'pending',
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    created_at_ms INTEGER NOT NULL,
+                    next_attempt_ms INTEGER NOT NULL,
+                    last_error TEXT
+                );
+                CREATE INDEX outbox_undelivered ON outbox (sink, status, seq)
+                    WHERE status != 'delivered';
+                CREATE TABLE alert_payloads (id INTEGER PRIMARY KEY, payload TEXT NOT NULL);
+                INSERT INTO alert_payloads VALUES (1, '{\"id\":\"a1\"}'), (2, '{\"id\":\"a2\"}');
+                INSERT INTO outbox (seq, id, sink, alert_id, rule, article_id, payload_id, status, attempts, created_at_ms, next_attempt_ms, last_error)
+                VALUES (3, 'a1:hook', 'hook', 'a1', 'tobruk', 'x', 1, 'delivered', 1, 1, 1, NULL),
+                       (7, 'a2:hook', 'hook', 'a2', 'tobruk', 'y', 2, 'pending', 2, 2, 9, 'HTTP 500');
+                -- Rows up to 10 were once queued; AUTOINCREMENT never reuses them.
+                UPDATE sqlite_sequence SET seq = 10 WHERE name = 'outbox';
+                CREATE TABLE fingerprints (
+                    article_id TEXT PRIMARY KEY,
+                    signature BLOB NOT NULL,
+                    at_ms INTEGER NOT NULL
+                );
+                CREATE INDEX fingerprints_at ON fingerprints (at_ms);
+                INSERT INTO fingerprints VALUES ('x', x'0102', 1), ('y', x'0304', 2);",
+            )
+            .expect("old schema");
+        }
+        let mut store = Store::open(dir.path()).expect("upgrade");
+        let _second = Store::open(dir.path()).expect("open again");
+        assert_eq!(indexes(&store, "outbox"), ["outbox_undelivered"]);
+        assert_eq!(indexes(&store, "fingerprints"), ["fingerprints_at"]);
+        let pending = store.next_pending("hook").expect("query").expect("a2");
+        assert_eq!(
+            (
+                pending.seq,
+                pending.id.as_str(),
+                pending.payload.as_str(),
+                pending.attempts,
+                pending.next_attempt_ms,
+                pending.last_error.as_deref()
+            ),
+            (7, "a2:hook", r#"{"id":"a2"}"#, 2, 9, Some("HTTP 500"))
+        );
+        assert_eq!(
+            store.recent_fingerprints(0, 10).expect("fingerprints"),
+            [
+                ("y".to_string(), vec![3, 4], 2),
+                ("x".to_string(), vec![1, 2], 1)
+            ]
+        );
+        // New rows come after every row ever queued: a sink's order holds,
+        // and a number is never used twice.
+        assert!(store
+            .commit_article(&processed("a3", "seeds/c.txt"))
+            .expect("commit"));
+        let queued = store.undelivered().expect("list");
+        assert_eq!(
+            queued.iter().map(|d| d.seq).collect::<Vec<_>>(),
+            [7, 11],
+            "{queued:?}"
+        );
     }
 
     #[test]
