@@ -121,11 +121,6 @@ impl DeliveredLog {
         Ok(())
     }
 
-    /// The deliveries appended since the last fold.
-    pub fn marks(&self) -> &[Mark] {
-        &self.marks
-    }
-
     /// Marks the logged deliveries `delivered` in the database, in one
     /// transaction, and empties the log. Returns how many there were. On
     /// an error nothing is lost: the log keeps them for the next fold.
