@@ -59,6 +59,9 @@ const PENDING_COUNT: &str =
     "SELECT COUNT(*) FROM outbox WHERE status != 'delivered' AND status = 'pending'";
 const UNDELIVERED: &str =
     select_deliveries!("WHERE outbox.status != 'delivered' ORDER BY outbox.seq");
+/// Row `?1` delivered after `?2` attempts.
+const MARK_DELIVERED: &str =
+    "UPDATE outbox SET status = 'delivered', attempts = ?2, last_error = NULL WHERE seq = ?1";
 const REQUEUE_ALL: &str =
     "UPDATE outbox SET status = 'pending', attempts = 0, created_at_ms = ?1, next_attempt_ms = ?1
      WHERE status != 'delivered' AND status = 'dead'";
@@ -111,9 +114,7 @@ impl Store {
     /// delivery when its [`super::delivered::DeliveredLog`] cannot take it.
     pub fn mark_delivered(&self, seq: i64, attempts: u32) -> Result<(), StoreError> {
         self.connection
-            .prepare_cached(
-                "UPDATE outbox SET status = 'delivered', attempts = ?2, last_error = NULL WHERE seq = ?1",
-            )?
+            .prepare_cached(MARK_DELIVERED)?
             .execute(params![seq, attempts])?;
         Ok(())
     }
@@ -127,9 +128,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let transaction = self.connection.transaction()?;
         {
-            let mut mark = transaction.prepare_cached(
-                "UPDATE outbox SET status = 'delivered', attempts = ?2, last_error = NULL WHERE seq = ?1",
-            )?;
+            let mut mark = transaction.prepare_cached(MARK_DELIVERED)?;
             for m in marks {
                 mark.execute(params![m.seq, m.attempts])?;
             }

@@ -202,9 +202,11 @@ fn move_payloads_out_of_the_outbox(connection: &mut Connection) -> Result<(), St
 
 /// Rebuilds, once, the tables of a database written before their unique
 /// indexes were dropped (see [`SCHEMA`]): `outbox` without the one on `id`,
-/// `fingerprints` without the one on `article_id`. Every row is kept, with
-/// its `seq`; `AUTOINCREMENT` goes on from the highest. One transaction;
-/// connections opened at the same time wait and find nothing left to do.
+/// `fingerprints` without the one on `article_id`. The old tables are set
+/// aside and [`SCHEMA`] creates the new ones with their indexes. Every row
+/// is kept, with its `seq`; `AUTOINCREMENT` goes on from the highest. One
+/// transaction; connections opened at the same time wait and find nothing
+/// left to do.
 fn drop_unique_indexes(connection: &mut Connection) -> Result<(), StoreError> {
     let has_unique = |connection: &Connection, table: &str| -> rusqlite::Result<bool> {
         connection
@@ -220,45 +222,36 @@ fn drop_unique_indexes(connection: &mut Connection) -> Result<(), StoreError> {
         connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let outbox = has_unique(&transaction, "outbox")?;
     let fingerprints = has_unique(&transaction, "fingerprints")?;
+    // Index names are the database's, not the table's: the old tables'
+    // go, so that the schema creates them on the new ones.
     if outbox {
         transaction.execute_batch(
-            "CREATE TABLE outbox_rebuilt (
-                seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                id TEXT NOT NULL,
-                sink TEXT NOT NULL,
-                alert_id TEXT NOT NULL,
-                rule TEXT NOT NULL,
-                article_id TEXT NOT NULL,
-                payload_id INTEGER NOT NULL,
-                status TEXT NOT NULL DEFAULT 'pending',
-                attempts INTEGER NOT NULL DEFAULT 0,
-                created_at_ms INTEGER NOT NULL,
-                next_attempt_ms INTEGER NOT NULL,
-                last_error TEXT
-             );
-             INSERT INTO outbox_rebuilt (seq, id, sink, alert_id, rule, article_id, payload_id, status, attempts, created_at_ms, next_attempt_ms, last_error)
-                SELECT seq, id, sink, alert_id, rule, article_id, payload_id, status, attempts, created_at_ms, next_attempt_ms, last_error FROM outbox;
-             UPDATE sqlite_sequence
-                SET seq = MAX(seq, IFNULL((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0))
-                WHERE name = 'outbox_rebuilt';
-             DROP TABLE outbox;
-             ALTER TABLE outbox_rebuilt RENAME TO outbox;
-             CREATE INDEX outbox_undelivered ON outbox (sink, status, seq)
-                WHERE status != 'delivered';",
+            "DROP INDEX IF EXISTS outbox_undelivered;
+             ALTER TABLE outbox RENAME TO outbox_old;",
         )?;
     }
     if fingerprints {
         transaction.execute_batch(
-            "CREATE TABLE fingerprints_rebuilt (
-                article_id TEXT NOT NULL,
-                signature BLOB NOT NULL,
-                at_ms INTEGER NOT NULL
-             );
-             INSERT INTO fingerprints_rebuilt (article_id, signature, at_ms)
-                SELECT article_id, signature, at_ms FROM fingerprints ORDER BY at_ms;
-             DROP TABLE fingerprints;
-             ALTER TABLE fingerprints_rebuilt RENAME TO fingerprints;
-             CREATE INDEX fingerprints_at ON fingerprints (at_ms);",
+            "DROP INDEX IF EXISTS fingerprints_at;
+             ALTER TABLE fingerprints RENAME TO fingerprints_old;",
+        )?;
+    }
+    transaction.execute_batch(SCHEMA)?;
+    if outbox {
+        transaction.execute_batch(
+            "INSERT INTO outbox (seq, id, sink, alert_id, rule, article_id, payload_id, status, attempts, created_at_ms, next_attempt_ms, last_error)
+                SELECT seq, id, sink, alert_id, rule, article_id, payload_id, status, attempts, created_at_ms, next_attempt_ms, last_error FROM outbox_old;
+             UPDATE sqlite_sequence
+                SET seq = MAX(seq, IFNULL((SELECT seq FROM sqlite_sequence WHERE name = 'outbox_old'), 0))
+                WHERE name = 'outbox';
+             DROP TABLE outbox_old;",
+        )?;
+    }
+    if fingerprints {
+        transaction.execute_batch(
+            "INSERT INTO fingerprints (article_id, signature, at_ms)
+                SELECT article_id, signature, at_ms FROM fingerprints_old ORDER BY at_ms;
+             DROP TABLE fingerprints_old;",
         )?;
     }
     transaction.commit()?;
