@@ -864,6 +864,28 @@ fn outages_errors_and_retry_after_are_ridden_out_in_order() {
     assert!(daemon.stop().success());
 }
 
+/// A sink URL that `HTTP_PROXY` covers is posted through that proxy: the
+/// request line names the whole URL, whose host only the proxy can reach.
+#[test]
+fn a_sink_behind_http_proxy_is_posted_through_the_proxy() {
+    let proxy = Receiver::start();
+    let config = "[watch]\ndir = \"articles\"\n\n[rules.tobruk]\nmatch = 'Tobruk'\n\n[sinks.siem]\ntype = \"webhook\"\nurl = \"http://hooks.example.invalid/hook/T0KEN\"\n";
+    let workspace = Workspace::new(config);
+    let proxy_url = proxy.url("");
+    let daemon = workspace.start(&[("HTTP_PROXY", proxy_url.as_str()), ("NO_PROXY", "")]);
+    workspace.drop_article("a.txt", b"Talks on the Tobruk air base.\n");
+    assert!(
+        wait_until(WAIT, || !proxy.requests().is_empty()),
+        "{}",
+        daemon.log()
+    );
+    let request = &proxy.requests()[0];
+    assert_eq!(request.path, "http://hooks.example.invalid/hook/T0KEN");
+    assert_eq!(rule_and_file(&request.json()), pair("tobruk", "a.txt"));
+    assert!(request.headers.contains_key("webhook-id"), "{request:?}");
+    assert!(daemon.stop().success());
+}
+
 /// A receiver that is down for the whole first run: the alert stays pending
 /// across a restart and is delivered once the receiver is up.
 #[test]
