@@ -247,29 +247,32 @@ impl Sender {
             .body(Full::new(Bytes::from(body)))
             .map_err(|error| SendError::Permanent(format!("cannot build the request: {error}")))?;
         *request.headers_mut() = headers;
-        let exchange = async {
-            let response = self.direct.request(request).await?;
-            let (parts, body) = response.into_parts();
-            // Read to the end so that the connection can be used again. A
-            // body that cannot be read changes nothing: the status answers.
-            let body = match Limited::new(body, MAX_ANSWER).collect().await {
-                Ok(collected) => collected.to_bytes(),
-                Err(_) => Bytes::new(),
-            };
-            Ok(Answer {
-                status: parts.status,
-                headers: parts.headers,
-                body,
-            })
+        let deadline = tokio::time::Instant::now() + timeout;
+        let response = match tokio::time::timeout_at(deadline, self.direct.request(request)).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(error)) => return Err(direct_error(&error)),
+            Err(_) => {
+                return Err(SendError::Retryable {
+                    message: format!("timed out after {} ms", timeout.as_millis()),
+                    retry_after: None,
+                })
+            }
         };
-        match tokio::time::timeout(timeout, exchange).await {
-            Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(error)) => Err(direct_error(&error)),
-            Err(_) => Err(SendError::Retryable {
-                message: format!("timed out after {} ms", timeout.as_millis()),
-                retry_after: None,
-            }),
-        }
+        let (parts, body) = response.into_parts();
+        // The status is the answer. The body is read (to the end, so that
+        // the connection can be used again) while the time lasts; one that
+        // cannot be read, or not in time, changes nothing.
+        let body = match tokio::time::timeout_at(deadline, Limited::new(body, MAX_ANSWER).collect())
+            .await
+        {
+            Ok(Ok(collected)) => collected.to_bytes(),
+            _ => Bytes::new(),
+        };
+        Ok(Answer {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
     }
 
     async fn post_proxied(
@@ -698,6 +701,39 @@ mod tests {
             !message.contains("T0KEN") && !message.contains("/hook"),
             "{message}"
         );
+    }
+
+    /// A receiver that accepts (2xx) but never finishes its body has still
+    /// accepted: the alert is delivered, not sent again.
+    #[tokio::test]
+    async fn an_accepting_answer_whose_body_stalls_is_a_delivery() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = Secret::new(format!(
+            "http://{}/hook",
+            listener.local_addr().expect("addr")
+        ));
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().expect("accept");
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request).expect("read");
+            stream
+                .write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 10\r\n\r\nok")
+                .expect("write");
+            // Hold the connection open with the body unfinished.
+            std::thread::sleep(Duration::from_secs(2));
+        });
+        let sender = Sender::new().expect("sender");
+        let answer = sender
+            .post(
+                &url,
+                Duration::from_millis(300),
+                json_headers(),
+                "{}".into(),
+            )
+            .await
+            .expect("a 202 is an answer");
+        assert_eq!(answer.status, StatusCode::ACCEPTED);
+        drop(server);
     }
 
     /// An `https://` URL is spoken to in TLS (with the Mozilla roots, so the
