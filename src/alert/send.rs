@@ -612,6 +612,14 @@ mod tests {
         }
     }
 
+    /// A listener on a free port of 127.0.0.1, and the URL `scheme://` its
+    /// address and `path`.
+    fn listen(scheme: &str, path: &str) -> (TcpListener, Secret) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("{scheme}://{}{path}", listener.local_addr().expect("addr"));
+        (listener, Secret::new(url))
+    }
+
     #[tokio::test]
     async fn direct_posts_share_one_kept_alive_connection() {
         let server = KeepAliveServer::start();
@@ -670,16 +678,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_receiver_that_does_not_answer_times_out_and_a_closed_port_fails_to_connect() {
-        let silent = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let silent_url = Secret::new(format!(
-            "http://{}/hook/T0KEN",
-            silent.local_addr().expect("addr")
-        ));
-        let closed = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let closed_url = Secret::new(format!(
-            "http://{}/hook/T0KEN",
-            closed.local_addr().expect("addr")
-        ));
+        let (_silent, silent_url) = listen("http", "/hook/T0KEN");
+        let (closed, closed_url) = listen("http", "/hook/T0KEN");
         drop(closed);
         let sender = Sender::new().expect("sender");
         let timeout = Duration::from_millis(300);
@@ -707,11 +707,7 @@ mod tests {
     /// accepted: the alert is delivered, not sent again.
     #[tokio::test]
     async fn an_accepting_answer_whose_body_stalls_is_a_delivery() {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = Secret::new(format!(
-            "http://{}/hook",
-            listener.local_addr().expect("addr")
-        ));
+        let (listener, url) = listen("http", "/hook");
         let server = std::thread::spawn(move || {
             let (mut stream, _) = listener.accept().expect("accept");
             let mut request = [0u8; 4096];
@@ -740,11 +736,7 @@ mod tests {
     /// plain-HTTP answer of this server is refused, and retried later).
     #[tokio::test]
     async fn https_urls_are_spoken_to_in_tls() {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = Secret::new(format!(
-            "https://{}/hook/T0KEN",
-            listener.local_addr().expect("addr")
-        ));
+        let (listener, url) = listen("https", "/hook/T0KEN");
         let first_byte = std::thread::spawn(move || {
             let (mut stream, _) = listener.accept().expect("accept");
             let mut byte = [0u8; 1];
