@@ -89,6 +89,7 @@ impl std::fmt::Debug for Sender {
 }
 
 impl Sender {
+    /// The HTTP clients, and the proxy variables as they are now.
     pub fn new() -> anyhow::Result<Sender> {
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
@@ -187,11 +188,14 @@ impl Sender {
     ) -> Result<(), SendError> {
         let timestamp = chrono::Utc::now().timestamp();
         let mut headers = json_headers();
-        headers.insert(WEBHOOK_ID, header_value(id)?);
+        headers.insert(WEBHOOK_ID, header_value(&WEBHOOK_ID, id)?);
         headers.insert(WEBHOOK_TIMESTAMP, HeaderValue::from(timestamp));
         if let Some(secret) = secret {
             let signature = sign(secret, id, timestamp, body);
-            headers.insert(WEBHOOK_SIGNATURE, header_value(&signature)?);
+            headers.insert(
+                WEBHOOK_SIGNATURE,
+                header_value(&WEBHOOK_SIGNATURE, &signature)?,
+            );
         }
         let answer = self
             .post(url, sink.timeout, headers, body.to_string())
@@ -316,9 +320,11 @@ fn json_headers() -> HeaderMap {
     headers
 }
 
-fn header_value(value: &str) -> Result<HeaderValue, SendError> {
+/// `value` as the value of header `name`. The value is not quoted in the
+/// error: a signature is derived from the secret.
+fn header_value(name: &HeaderName, value: &str) -> Result<HeaderValue, SendError> {
     HeaderValue::from_str(value)
-        .map_err(|_| SendError::Permanent(format!("{value:?} cannot be sent as a header")))
+        .map_err(|_| SendError::Permanent(format!("the {name} cannot be sent as a header value")))
 }
 
 /// The sink's URL as hyper takes it, and the `Authorization` header its
