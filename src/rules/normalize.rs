@@ -75,6 +75,22 @@ impl Normalized {
     pub fn words(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
         (0..self.tokens.len()).map(|index| self.word(index))
     }
+
+    /// The folded words as bytes, in token order: [`Self::words`] without
+    /// a check that each slice starts and ends on a character boundary.
+    pub fn word_bytes(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        let text = self.text.as_bytes();
+        let ends = self
+            .tokens
+            .iter()
+            .skip(1)
+            .map(|next| next.norm_start - 1)
+            .chain((!self.tokens.is_empty()).then(|| text.len() - 1));
+        self.tokens
+            .iter()
+            .zip(ends)
+            .map(move |(token, end)| &text[token.norm_start..end])
+    }
 }
 
 /// For each byte: its lower-case form if it is an ASCII letter or digit,

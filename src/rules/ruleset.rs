@@ -470,36 +470,43 @@ impl RuleSet {
     /// span) for every occurrence, in the order a byte automaton over the
     /// canonical text would report them (by end, longest first).
     fn find_hits(&self, normalized: &Normalized) -> Vec<(PatternId, TokenSpan)> {
-        let text = normalized.text.as_str();
         // Room for a hit per four words, so that the vector rarely grows.
-        let mut hits: Vec<(usize, PatternId, TokenSpan)> =
+        let mut hits: Vec<(PatternId, TokenSpan)> =
             Vec::with_capacity(normalized.tokens.len() / 4 + 16);
-        self.words.find(normalized.words(), |pattern, first, last| {
-            hits.push((
-                normalized.word_end(last) + 1,
-                pattern as usize,
-                TokenSpan {
-                    first: first as u32,
-                    last: last as u32,
-                },
-            ))
-        });
-        if let Some(automaton) = &self.prefix_automaton {
-            for found in automaton.find_overlapping_iter(text) {
-                let pattern = self.prefix_patterns[found.pattern().as_usize()];
-                // A prefix pattern starts with the space before its first word
-                // and ends inside its last word.
-                let first = normalized.token_at(found.start() + 1);
-                let last = normalized.token_at(found.end() - 1);
+        // The trie reports by last word, then by first: already the order
+        // wanted, since a later last word ends later in the text.
+        self.words
+            .find(normalized.word_bytes(), |pattern, first, last| {
                 hits.push((
-                    found.end(),
-                    pattern,
+                    pattern as usize,
                     TokenSpan {
                         first: first as u32,
                         last: last as u32,
                     },
-                ));
-            }
+                ))
+            });
+        let Some(automaton) = &self.prefix_automaton else {
+            return hits;
+        };
+        let text = normalized.text.as_str();
+        let mut hits: Vec<(usize, PatternId, TokenSpan)> = hits
+            .into_iter()
+            .map(|(pattern, span)| (normalized.word_end(span.last as usize) + 1, pattern, span))
+            .collect();
+        for found in automaton.find_overlapping_iter(text) {
+            let pattern = self.prefix_patterns[found.pattern().as_usize()];
+            // A prefix pattern starts with the space before its first word
+            // and ends inside its last word.
+            let first = normalized.token_at(found.start() + 1);
+            let last = normalized.token_at(found.end() - 1);
+            hits.push((
+                found.end(),
+                pattern,
+                TokenSpan {
+                    first: first as u32,
+                    last: last as u32,
+                },
+            ));
         }
         hits.sort_by_key(|&(end, _, span)| (end, span.first));
         hits.into_iter()
