@@ -224,14 +224,14 @@ impl WordTrie {
             let bits = (words * 16).next_power_of_two().min(FILTER_MAX_BITS);
             self.filter = vec![0; bits / 64];
             self.filter_shift = 64 - bits.trailing_zeros();
-            let short: Vec<u128> = self.short.keys().copied().collect();
-            for key in short {
+            let short = self.short.keys().map(|&key| {
                 let bytes = key.to_le_bytes();
-                self.set_filter_bit(shape(&bytes[..(key >> 120) as usize]));
-            }
-            let long: Vec<Box<[u8]>> = self.long.keys().cloned().collect();
-            for word in long {
-                self.set_filter_bit(shape(&word));
+                shape(&bytes[..(key >> 120) as usize])
+            });
+            let long = self.long.keys().map(|word| shape(word));
+            let shapes: Vec<u64> = short.chain(long).collect();
+            for shape in shapes {
+                self.set_filter_bit(shape);
             }
         }
         self.set_filter_bit(shape(word));
@@ -455,8 +455,8 @@ mod tests {
 
     #[test]
     fn every_word_stays_findable_as_the_filter_grows() {
-        // 3,000 words outgrow the smallest filter (512 words) three times;
-        // each growth marks every earlier word again.
+        // 3,000 words outgrow the smallest filter (512 words) and the next
+        // (2,048); each growth marks every earlier word again.
         let words: Vec<String> = (0..3000).map(|n| format!("w{n}x")).collect();
         let mut trie = WordTrie::new();
         for (id, word) in words.iter().enumerate() {
@@ -468,13 +468,17 @@ mod tests {
             found.push((p as usize, a))
         });
         assert_eq!(found, (0..3000).map(|n| (n, n)).collect::<Vec<_>>());
-        // Words of the same shape (first two bytes, last two, length) that
-        // are not in the vocabulary pass the filter and are still refused.
-        let mut strangers = 0;
-        trie.find([b"w1yx".as_slice(), b"w12yx", b"zz"].into_iter(), |_, _, _| {
-            strangers += 1
-        });
-        assert_eq!(strangers, 0);
+        // Words of the shape (first two bytes, last two, length) of "w100x"
+        // and "w1000x" pass the filter, are not in the vocabulary, and are
+        // refused.
+        let strangers = [b"w1a0x".as_slice(), b"w1zz0x"];
+        for word in strangers {
+            let bit = trie.filter_bit(shape(word));
+            assert!(trie.filter[bit / 64] & (1 << (bit % 64)) != 0);
+        }
+        let mut found = 0;
+        trie.find(strangers.into_iter(), |_, _, _| found += 1);
+        assert_eq!(found, 0);
     }
 
     #[test]
