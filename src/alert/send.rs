@@ -682,6 +682,16 @@ mod tests {
         );
     }
 
+    /// The message of a retryable failure; panics, naming `what`, on an
+    /// answer or any other error.
+    fn retryable_message(result: Result<Answer, SendError>, what: &str) -> String {
+        match result {
+            Err(SendError::Retryable { message, .. }) => message,
+            Err(other) => panic!("{what} must be a retryable failure, not {other:?}"),
+            Ok(answer) => panic!("{what} must be a retryable failure, not {}", answer.status),
+        }
+    }
+
     #[tokio::test]
     async fn a_receiver_that_does_not_answer_times_out_and_a_closed_port_fails_to_connect() {
         let (_silent, silent_url) = listen("http", "/hook/T0KEN");
@@ -689,19 +699,15 @@ mod tests {
         drop(closed);
         let sender = Sender::new().expect("sender");
         let timeout = Duration::from_millis(300);
-        let Err(SendError::Retryable { message, .. }) = sender
+        let silent = sender
             .post(&silent_url, timeout, json_headers(), "{}".into())
-            .await
-        else {
-            panic!("a silent receiver is a retryable failure");
-        };
+            .await;
+        let message = retryable_message(silent, "a silent receiver");
         assert_eq!(message, "timed out after 300 ms");
-        let Err(SendError::Retryable { message, .. }) = sender
+        let closed = sender
             .post(&closed_url, timeout, json_headers(), "{}".into())
-            .await
-        else {
-            panic!("a closed port is a retryable failure");
-        };
+            .await;
+        let message = retryable_message(closed, "a closed port");
         assert!(message.starts_with("connection failed: "), "{message}");
         assert!(
             !message.contains("T0KEN") && !message.contains("/hook"),
@@ -756,12 +762,7 @@ mod tests {
             .await;
         // 0x16: a TLS handshake record (the ClientHello).
         assert_eq!(first_byte.join().expect("server"), 0x16);
-        let Err(SendError::Retryable { message, .. }) = result else {
-            panic!(
-                "a plain-HTTP answer to TLS must fail: {:?}",
-                result.map(|a| a.status)
-            );
-        };
+        let message = retryable_message(result, "a plain-HTTP answer to TLS");
         assert!(!message.contains("T0KEN"), "{message}");
     }
 
