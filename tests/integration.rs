@@ -541,6 +541,49 @@ fn the_shipped_config_checks_and_fires_on_the_seeds() {
     );
 }
 
+/// `newswatch test` over many files (batches read on several threads)
+/// records and prints them in name order: `first_seen` fires on the first
+/// file only, and the alerts come file by file.
+#[test]
+fn test_records_and_prints_the_files_in_order() {
+    let workspace = Workspace::new(
+        "[watch]\ndir = \"articles\"\n\n[entities.tobruk]\naliases = [\"Tobruk\"]\n\n\
+         [rules.tobruk]\nmatch = \"entity:tobruk\"\n\n\
+         [rules.tobruk-first]\nmatch = \"entity:tobruk\"\nfirst_seen = true\n",
+    );
+    for n in 0..300 {
+        workspace.drop_article(
+            &format!("report-{n:03}.txt"),
+            format!("Report {n}\n\nShips were seen in Tobruk harbour on day {n}.\n").as_bytes(),
+        );
+    }
+    let output = workspace.command(&["test", "--json", "articles"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let alerts: Vec<(String, String)> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| {
+            let alert: serde_json::Value = serde_json::from_str(line).expect("JSON line");
+            let path = alert["article"]["path"].as_str().expect("path");
+            let rule = alert["rule"].as_str().expect("rule");
+            (path.to_string(), rule.to_string())
+        })
+        .collect();
+    let mut expected = vec![
+        ("articles/report-000.txt".to_string(), "tobruk".to_string()),
+        (
+            "articles/report-000.txt".to_string(),
+            "tobruk-first".to_string(),
+        ),
+    ];
+    expected
+        .extend((1..300).map(|n| (format!("articles/report-{n:03}.txt"), "tobruk".to_string())));
+    assert_eq!(alerts, expected);
+}
+
 /// `newswatch test --json ... | head -1`: the reader leaving early ends the
 /// run quietly, as with other command-line filters, not with an error.
 #[test]
