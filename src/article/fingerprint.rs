@@ -28,13 +28,13 @@ impl Signature {
     /// distance, so two texts agree there only when they agree on both.
     /// Hashing every shingle 64 times took more time than reading and
     /// matching the article.
-    pub fn of_words<'a>(words: impl IntoIterator<Item = &'a str>) -> Option<Signature> {
+    pub fn of_words<W: AsRef<[u8]>>(words: impl IntoIterator<Item = W>) -> Option<Signature> {
         let mut slots = [EMPTY; SLOTS];
         // The hashes of the last SHINGLE words, the latest at `count % SHINGLE`.
         let mut recent = [0u64; SHINGLE];
         let mut count = 0;
         for word in words {
-            recent[count % SHINGLE] = hash_word(word);
+            recent[count % SHINGLE] = hash_word(word.as_ref());
             count += 1;
             if count < SHINGLE {
                 continue;
@@ -275,29 +275,23 @@ impl DuplicateIndex {
 /// length. Stable across runs and Rust versions, since signatures are
 /// stored; the shingle hash mixes it further. (Byte-at-a-time FNV-1a, used
 /// before, was a chain of one multiplication per byte.)
-fn hash_word(word: &str) -> u64 {
+fn hash_word(word: &[u8]) -> u64 {
     let step = |hash: u64, chunk: u64| {
         (hash ^ chunk)
             .wrapping_mul(0x9E37_79B9_7F4A_7C15)
             .rotate_left(29)
     };
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut chunks = word.as_bytes().chunks_exact(8);
+    let mut chunks = word.chunks_exact(8);
     for chunk in &mut chunks {
         hash = step(
             hash,
             u64::from_le_bytes(chunk.try_into().unwrap_or_default()),
         );
     }
-    // The last 1 to 7 bytes, little-endian and zero-padded, as a chunk of
-    // their own (built byte by byte: a copy of a variable length is a call).
     let rest = chunks.remainder();
     if !rest.is_empty() {
-        let tail = rest
-            .iter()
-            .rev()
-            .fold(0u64, |tail, &byte| (tail << 8) | u64::from(byte));
-        hash = step(hash, tail);
+        hash = step(hash, tail(rest));
     }
     hash ^ word.len() as u64
 }
@@ -323,6 +317,30 @@ const VALUE_MASK: u64 = u64::MAX >> SLOT_BITS;
 /// A slot no shingle chose (yet); never a value, which has its top bits clear.
 const EMPTY: u64 = u64::MAX;
 
+/// `rest` (1 to 7 bytes) as a little-endian integer, zero-padded: built
+/// from two overlapping loads, not by a chain of one shift per byte. With
+/// the words taken as bytes (no check of character boundaries), the
+/// signature took ~20% less time.
+fn tail(rest: &[u8]) -> u64 {
+    let len = rest.len();
+    match len {
+        4..=7 => {
+            let low = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
+            let high =
+                u32::from_le_bytes([rest[len - 4], rest[len - 3], rest[len - 2], rest[len - 1]]);
+            // `high` shifted down by the bytes it shares with `low`.
+            u64::from(low) | (u64::from(high) >> (8 * (8 - len))) << 32
+        }
+        // The first, middle and last bytes are all of them.
+        1..=3 => {
+            u64::from(rest[0])
+                | u64::from(rest[len / 2]) << (8 * (len / 2))
+                | u64::from(rest[len - 1]) << (8 * (len - 1))
+        }
+        _ => 0,
+    }
+}
+
 /// splitmix64 finaliser: a cheap, well-mixed permutation of u64.
 const fn mix(mut value: u64) -> u64 {
     value = value.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -339,6 +357,24 @@ mod tests {
     fn signature(text: &str) -> Signature {
         let normalized = normalize(text);
         Signature::of_words(normalized.text.split_whitespace()).expect("long enough")
+    }
+
+    #[test]
+    fn a_words_tail_is_its_last_bytes_little_endian_and_zero_padded() {
+        let bytes = b"abcdefghijklmnopqrstuvwxyz";
+        for len in 1..8 {
+            let rest = &bytes[3..3 + len];
+            let expected = rest
+                .iter()
+                .rev()
+                .fold(0u64, |tail, &byte| (tail << 8) | u64::from(byte));
+            assert_eq!(tail(rest), expected, "{len} bytes");
+        }
+        // Signatures are stored: the hash of a word must never change (a
+        // whole chunk; a chunk and three bytes; five bytes).
+        assert_eq!(hash_word(b"benghazi"), 0x041a_44fa_6344_1db4);
+        assert_eq!(hash_word(b"minsk"), 0xedc1_9efd_02d7_d3d5);
+        assert_eq!(hash_word(b"karankevich"), 0x47e3_15a4_8379_9a13);
     }
 
     const STORY: &str = "A delegation led by Belarus' Deputy Prime Minister Viktor Karankevich opened a House of Belarus in Benghazi on Sunday. The delegation was received at Benina airport by eastern prime minister Osama Hammad. The two sides discussed agriculture, education, industry, health care and geological exploration, and agreed to meet again in Minsk before the end of the year. Officials said the new house would host trade fairs and a permanent office for Belarusian companies working in eastern Libya.";
