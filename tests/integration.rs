@@ -541,9 +541,10 @@ fn the_shipped_config_checks_and_fires_on_the_seeds() {
     );
 }
 
-/// `newswatch test` over many files (batches read on several threads)
-/// records and prints them in name order: `first_seen` fires on the first
-/// file only, and the alerts come file by file.
+/// `newswatch test` over many files (several batches, read ahead on one
+/// thread and recorded on another) records and prints them in name order:
+/// `first_seen` fires on the first file only, and the alerts come file by
+/// file.
 #[test]
 fn test_records_and_prints_the_files_in_order() {
     let workspace = Workspace::new(

@@ -19,12 +19,9 @@ use crate::state::Store;
 
 /// Characters of context shown on each side of a match.
 const CONTEXT: usize = 60;
-/// Files per batch: read ahead by a reader thread, recorded in one
-/// transaction of the in-memory state by another.
+/// Files per batch: read ahead by one thread, recorded in one transaction
+/// of the in-memory state by another.
 const BATCH: usize = 64;
-/// The most threads that read and scan batches, fewer on a machine with
-/// fewer cores.
-const MAX_READERS: usize = 4;
 
 pub fn run(config: Config, json: bool, explain: bool, paths: &[PathBuf]) -> anyhow::Result<()> {
     let files = expand(paths, &config.watch.extensions)?;
@@ -41,29 +38,21 @@ pub fn run(config: Config, json: bool, explain: bool, paths: &[PathBuf]) -> anyh
         lines: String::new(),
     };
     // In batches like the daemon's (one transaction each), in the order
-    // given: reader threads (one per core, up to four) read and scan the
-    // batches in turn, this thread records them in order in the in-memory
-    // state (the daemon's readers and recorder), and one prints what the
-    // one before gave. A single reader was the slowest of the three.
-    let readers = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .clamp(1, MAX_READERS);
+    // given, on three threads: one reads and scans the next batch, this one
+    // records the last in the in-memory state (the daemon's reader and
+    // recorder), and one prints what the one before that gave.
     std::thread::scope(|scope| -> anyhow::Result<()> {
-        let mut read_batches = Vec::with_capacity(readers);
-        for reader in 0..readers {
-            let (batches, read) = std::sync::mpsc::sync_channel::<Vec<ReadFile>>(1);
-            read_batches.push(read);
-            let (files, config) = (&files, &config);
-            scope.spawn(move || {
-                for chunk in files.chunks(BATCH).skip(reader).step_by(readers) {
-                    let read = chunk.iter().map(|path| read_file(config, path, None));
-                    if batches.send(read.collect()).is_err() {
-                        break; // the recorder stopped on an error
-                    }
-                }
-            });
-        }
+        let (batches, read_batches) = std::sync::mpsc::sync_channel::<Vec<ReadFile>>(1);
         let (outcomes, recorded) = std::sync::mpsc::sync_channel::<Vec<(PathBuf, Outcome)>>(1);
+        scope.spawn(|| {
+            for chunk in files.chunks(BATCH) {
+                let read = chunk.iter().map(|path| read_file(&config, path, None));
+                if batches.send(read.collect()).is_err() {
+                    break; // the recorder stopped on an error
+                }
+            }
+            drop(batches); // ends the recorder's loop below
+        });
         let writer = scope.spawn(move || -> anyhow::Result<()> {
             let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
             let printed = recorded
@@ -83,9 +72,7 @@ pub fn run(config: Config, json: bool, explain: bool, paths: &[PathBuf]) -> anyh
                 other => other,
             }
         });
-        // Batch `n` comes from reader `n % readers`.
-        let batches = (0..).map_while(|n| read_batches[n % readers].recv().ok());
-        for batch in batches {
+        for batch in read_batches {
             let paths: Vec<PathBuf> = batch.iter().map(|file| file.path.clone()).collect();
             let done = pipeline
                 .record_batch(Arc::clone(&config), batch, &fired_at_now())
