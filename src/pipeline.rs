@@ -656,7 +656,7 @@ fn scan_article(config: &Config, article: &Article) -> Scan {
     let (found, normalized) = config
         .ruleset
         .scan_article_with_words(article.title.as_deref(), &matchable);
-    let fingerprint = Signature::of_words(normalized.word_bytes());
+    let fingerprint = Signature::of_normalized(&normalized);
     Scan {
         found,
         fingerprint,

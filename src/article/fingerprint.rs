@@ -6,6 +6,8 @@
 //! Two signatures estimate the Jaccard similarity of the shingle sets as the
 //! share of equal slots. Pure: no I/O, no clock.
 
+use crate::rules::normalize::Normalized;
+
 /// Slots in a signature (each one u64).
 pub const SLOTS: usize = 64;
 /// Words per shingle.
@@ -29,24 +31,63 @@ impl Signature {
     /// Hashing every shingle 64 times took more time than reading and
     /// matching the article.
     pub fn of_words<W: AsRef<[u8]>>(words: impl IntoIterator<Item = W>) -> Option<Signature> {
+        Signature::of_word_hashes(words.into_iter().map(|word| hash_word(word.as_ref())))
+    }
+
+    /// [`Signature::of_words`] of `normalized`'s words. A word of up to 16
+    /// bytes is read from the canonical text in two 8-byte loads where the
+    /// text has room, and hashed without a branch on its length: the same
+    /// hash as [`hash_word`]'s, a third of the time over a corpus.
+    pub fn of_normalized(normalized: &Normalized) -> Option<Signature> {
+        let text = normalized.text.as_bytes();
+        let hashes = normalized
+            .word_bytes()
+            .zip(&normalized.tokens)
+            .map(|(word, token)| {
+                let (start, len) = (token.norm_start, word.len());
+                match text.get(start..start + 16) {
+                    Some(window) if (1..=16).contains(&len) => {
+                        let (low, high) = window.split_at(8);
+                        let low = u64::from_le_bytes(low.try_into().unwrap_or_default());
+                        let high = u64::from_le_bytes(high.try_into().unwrap_or_default());
+                        // The word's bytes, zero-padded, as `hash_word` folds
+                        // them in: one chunk up to 8 bytes, two above.
+                        let first =
+                            word_step(WORD_SEED, low & (u64::MAX >> (8 * (8 - len.min(8)))));
+                        let high = high
+                            & u64::MAX
+                                .checked_shr(8 * (16 - len.max(8)) as u32)
+                                .unwrap_or(0);
+                        let second = word_step(first, high);
+                        (if len > 8 { second } else { first }) ^ len as u64
+                    }
+                    _ => hash_word(word),
+                }
+            });
+        Signature::of_word_hashes(hashes)
+    }
+
+    /// The signature of a text whose words hash to `hashes`, in order.
+    fn of_word_hashes(hashes: impl Iterator<Item = u64>) -> Option<Signature> {
         let mut slots = [EMPTY; SLOTS];
-        // The hashes of the last SHINGLE words, the latest at `count % SHINGLE`.
-        let mut recent = [0u64; SHINGLE];
+        // The hashes of the last SHINGLE words, oldest first.
+        let [mut w0, mut w1, mut w2] = [0u64; SHINGLE - 1];
         let mut count = 0;
-        for word in words {
-            recent[count % SHINGLE] = hash_word(word.as_ref());
+        for w3 in hashes {
             count += 1;
-            if count < SHINGLE {
-                continue;
+            if count >= SHINGLE {
+                // Oldest word first, each weighted by its own odd multiplier:
+                // four independent multiplications and one mix per shingle.
+                let [a, b, c, d] = SHINGLE_WEIGHTS;
+                let hash = mix(SHINGLE_SEED
+                    .wrapping_add(w0.wrapping_mul(a))
+                    .wrapping_add(w1.wrapping_mul(b))
+                    .wrapping_add(w2.wrapping_mul(c))
+                    .wrapping_add(w3.wrapping_mul(d)));
+                let slot = (hash >> (64 - SLOT_BITS)) as usize;
+                slots[slot] = slots[slot].min(hash & VALUE_MASK);
             }
-            // Oldest word first, each weighted by its own odd multiplier:
-            // four independent multiplications and one mix per shingle.
-            let hash = mix((0..SHINGLE).fold(SHINGLE_SEED, |hash, age| {
-                let word = recent[(count + age) % SHINGLE];
-                hash.wrapping_add(word.wrapping_mul(SHINGLE_WEIGHTS[age]))
-            }));
-            let slot = (hash >> (64 - SLOT_BITS)) as usize;
-            slots[slot] = slots[slot].min(hash & VALUE_MASK);
+            [w0, w1, w2] = [w1, w2, w3];
         }
         if count < MIN_WORDS {
             return None;
@@ -276,12 +317,8 @@ impl DuplicateIndex {
 /// stored; the shingle hash mixes it further. (Byte-at-a-time FNV-1a, used
 /// before, was a chain of one multiplication per byte.)
 fn hash_word(word: &[u8]) -> u64 {
-    let step = |hash: u64, chunk: u64| {
-        (hash ^ chunk)
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            .rotate_left(29)
-    };
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let step = word_step;
+    let mut hash = WORD_SEED;
     let mut chunks = word.chunks_exact(8);
     for chunk in &mut chunks {
         hash = step(
@@ -316,6 +353,17 @@ const _: () = assert!(SLOTS.is_power_of_two());
 const VALUE_MASK: u64 = u64::MAX >> SLOT_BITS;
 /// A slot no shingle chose (yet); never a value, which has its top bits clear.
 const EMPTY: u64 = u64::MAX;
+
+/// Where a word's hash starts.
+const WORD_SEED: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// Folds eight bytes of a word (little-endian) into its hash.
+#[inline]
+fn word_step(hash: u64, chunk: u64) -> u64 {
+    (hash ^ chunk)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .rotate_left(29)
+}
 
 /// `rest` (1 to 7 bytes) as a little-endian integer, zero-padded: built
 /// from two overlapping loads, not by a chain of one shift per byte. With
@@ -375,6 +423,26 @@ mod tests {
         assert_eq!(hash_word(b"benghazi"), 0x041a_44fa_6344_1db4);
         assert_eq!(hash_word(b"minsk"), 0xedc1_9efd_02d7_d3d5);
         assert_eq!(hash_word(b"karankevich"), 0x47e3_15a4_8379_9a13);
+    }
+
+    #[test]
+    fn the_signature_of_a_normalised_text_is_that_of_its_words() {
+        // Words of every length, at the very end of the text too (no room
+        // for an 8-byte load there), in Latin, Cyrillic and Arabic script.
+        let texts = [
+            STORY.to_string(),
+            format!("{STORY} Lukashenko"),
+            format!("{STORY} a"),
+            format!("{STORY} Минск Лукашенко ليبيا counterintelligence 1234567 12345678"),
+            "word ".repeat(45),
+        ];
+        for text in &texts {
+            let normalized = normalize(text);
+            let expected = Signature::of_words(normalized.word_bytes());
+            assert!(expected.is_some());
+            assert_eq!(Signature::of_normalized(&normalized), expected, "{text}");
+        }
+        assert_eq!(Signature::of_normalized(&normalize("too short")), None);
     }
 
     const STORY: &str = "A delegation led by Belarus' Deputy Prime Minister Viktor Karankevich opened a House of Belarus in Benghazi on Sunday. The delegation was received at Benina airport by eastern prime minister Osama Hammad. The two sides discussed agriculture, education, industry, health care and geological exploration, and agreed to meet again in Minsk before the end of the year. Officials said the new house would host trade fairs and a permanent office for Belarusian companies working in eastern Libya.";
