@@ -88,17 +88,21 @@ pub fn boilerplate_regions(text: &str) -> Vec<(usize, usize)> {
     while let Some(line) = lines.next() {
         let start = offset;
         offset += line.len();
-        let key = marker_key(line);
-        if key.is_empty() {
+        let trimmed = line.trim();
+        let undecorated = trimmed.trim_start_matches(is_decoration);
+        if undecorated.is_empty() {
             continue;
         }
         if !seen_content {
             seen_content = true;
             continue;
         }
-        if line.trim().len() > MAX_MARKER_LINE {
+        // Most lines are paragraphs: lower-casing them was most of the time
+        // this took.
+        if trimmed.len() > MAX_MARKER_LINE {
             continue;
         }
+        let key = undecorated.to_lowercase();
         if SECTION_MARKERS.iter().any(|marker| key.starts_with(marker)) {
             regions.push((start, text.len()));
             break;
@@ -120,13 +124,9 @@ pub fn boilerplate_regions(text: &str) -> Vec<(usize, usize)> {
     regions
 }
 
-/// The line lower-cased, without leading markdown/bullet decoration.
-fn marker_key(line: &str) -> String {
-    line.trim()
-        .trim_start_matches(|c: char| {
-            matches!(c, '#' | '*' | '•' | '-' | '—' | '=' | '>' | '_') || c.is_whitespace()
-        })
-        .to_lowercase()
+/// Markdown and bullet decoration that may lead a marker line.
+fn is_decoration(c: char) -> bool {
+    matches!(c, '#' | '*' | '•' | '-' | '—' | '=' | '>' | '_') || c.is_whitespace()
 }
 
 #[cfg(test)]
