@@ -56,6 +56,8 @@ struct Batch {
     article_ids: HashSet<String>,
     seen: HashSet<SeenEntity>,
     fingerprints: Vec<(String, Signature)>,
+    /// [`Signature::exact_key`] -> the first of `fingerprints` with it.
+    copies: HashMap<u64, usize>,
     /// (rule, throttle key) -> when it fired.
     fires: HashMap<(String, String), i64>,
     /// (rule, article id, article reference JSON) counted towards thresholds.
@@ -223,6 +225,8 @@ impl Pipeline {
         batch.seen.extend(decisions.seen.iter().cloned());
         let now_ms = time_ms(fired_at);
         if let Some(signature) = &decisions.fingerprint {
+            let first = batch.fingerprints.len();
+            batch.copies.entry(signature.exact_key()).or_insert(first);
             batch
                 .fingerprints
                 .push((article.id.clone(), signature.clone()));
@@ -505,6 +509,14 @@ impl Pipeline {
     /// is similar enough to be the same story.
     fn duplicate_of(&self, signature: &Signature, now_ms: i64, batch: &Batch) -> Option<String> {
         let since = now_ms - DUPLICATE_WINDOW.as_millis() as i64;
+        // The batch's first copy of the story, if it has one: nothing
+        // beats it (the batch wins ties with the index, below).
+        if let Some(&first) = batch.copies.get(&signature.exact_key()) {
+            let (id, copy) = &batch.fingerprints[first];
+            if copy == signature {
+                return Some(id.clone());
+            }
+        }
         let mut best: Option<(f64, String)> = None;
         for (id, other) in &batch.fingerprints {
             let similarity = signature.similarity(other);
@@ -1417,6 +1429,65 @@ discover = ['\b([A-Z][A-Za-z]*-?[0-9][A-Za-z0-9]*)\s+(?:[\w-]+\s+){0,2}air[- ]de
             )),
             [("tobruk", vec![])]
         );
+    }
+
+    #[test]
+    fn copies_in_a_batch_and_in_later_ones_name_the_first_copy() {
+        let mut h = Harness::new();
+        let story = "Haftar visited Minsk where he met President Lukashenko and Prime Minister Golovchenko, and the two sides discussed buses, tractors and a Belarusian role at an air base. The visit lasted three days and was hosted by the chairman of the KGB. Officials in Benghazi said agreements on agriculture and education would follow, and that a trade office would open in the spring to support Belarusian companies in eastern Libya.";
+        // Other bytes, the same words: copies of one story.
+        let texts = [
+            story.to_string(),
+            format!("{story}\n"),
+            story.replace(", and", " , and"),
+            story.to_uppercase(),
+        ];
+        let paths: Vec<_> = texts
+            .iter()
+            .enumerate()
+            .map(|(n, text)| {
+                let path = h.dir.path().join(format!("copy{n}.txt"));
+                std::fs::write(&path, text).expect("write");
+                path
+            })
+            .collect();
+        let processed = |outcome: &Outcome| match outcome {
+            Outcome::Processed {
+                article_id, alerts, ..
+            } => (article_id.clone(), alerts.clone()),
+            other => panic!("expected processed, got {other:?}"),
+        };
+        let first = h
+            .pipeline
+            .process_batch(&paths[..3], "2025-02-18T10:00:00Z")
+            .expect("batch");
+        // The rule that marks duplicates names the copy it repeats; the one
+        // that suppresses them is silent.
+        let marked = |alerts: &[Alert]| {
+            assert!(
+                alerts.iter().all(|alert| &*alert.rule != "minsk"),
+                "suppressed"
+            );
+            let marked = alerts.iter().find(|alert| &*alert.rule == "minsk-marked");
+            marked.expect("minsk-marked fired").duplicate_of.clone()
+        };
+        let (original, alerts) = processed(&first[0]);
+        assert!(alerts.iter().any(|alert| &*alert.rule == "minsk"));
+        assert_eq!(
+            alerts
+                .iter()
+                .find(|alert| &*alert.rule == "minsk-marked")
+                .map(|a| &a.duplicate_of),
+            Some(&None)
+        );
+        for copy in &first[1..] {
+            assert_eq!(marked(&processed(copy).1), Some(original.clone()));
+        }
+        let later = h
+            .pipeline
+            .process_batch(&paths[3..], "2025-02-18T11:00:00Z")
+            .expect("batch");
+        assert_eq!(marked(&processed(&later[0]).1), Some(original));
     }
 
     #[test]

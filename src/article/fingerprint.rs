@@ -144,6 +144,14 @@ const BANDS: usize = 16;
 const ROWS: usize = SLOTS / BANDS;
 
 impl Signature {
+    /// A hash of every slot: equal for identical signatures (a copy of a
+    /// story), and for different ones only by a 64-bit collision.
+    pub fn exact_key(&self) -> u64 {
+        self.0
+            .iter()
+            .fold(mix(BANDS as u64), |hash, slot| mix(hash ^ slot))
+    }
+
     fn band_keys(&self) -> [u64; BANDS] {
         let mut keys = [0u64; BANDS];
         for (band, key) in keys.iter_mut().enumerate() {
@@ -172,6 +180,11 @@ pub struct DuplicateIndex {
     capacity: usize,
     /// Band key -> the newest entry with that key.
     newest: std::collections::HashMap<u64, u32>,
+    /// [`Signature::exact_key`] -> the oldest and the newest entry with it,
+    /// linked by [`Entry::newer_copy`]: a story copied hundreds of times
+    /// (a wire story, run by every outlet) is found among its copies in
+    /// one step, instead of by comparing it with each of them.
+    copies: std::collections::HashMap<u64, (u32, u32)>,
 }
 
 #[derive(Debug)]
@@ -182,6 +195,9 @@ struct Entry {
     /// Per band, the number of the next older entry with the same key
     /// ([`NONE`] when there is none): 4 bytes, not 16 for an `Option<usize>`.
     older: [u32; BANDS],
+    /// The next newer entry with the same [`Signature::exact_key`], or
+    /// [`NONE`].
+    newer_copy: u32,
 }
 
 /// No older entry.
@@ -200,6 +216,7 @@ impl DuplicateIndex {
             dropped: 0,
             capacity: capacity.clamp(1, (NONE / 2) as usize),
             newest: std::collections::HashMap::new(),
+            copies: std::collections::HashMap::new(),
         }
     }
 
@@ -213,11 +230,26 @@ impl DuplicateIndex {
         for (band, key) in signature.band_keys().iter().enumerate() {
             older[band] = self.newest.insert(*key, number).unwrap_or(NONE);
         }
+        match self.copies.entry(signature.exact_key()) {
+            std::collections::hash_map::Entry::Occupied(mut copies) => {
+                let (_, newest) = copies.get_mut();
+                // The entry's age rank, as `offset` works it out.
+                let offset = newest.wrapping_sub(self.dropped) as usize;
+                if let Some(entry) = self.entries.get_mut(offset) {
+                    entry.newer_copy = number;
+                }
+                *newest = number;
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert((number, number));
+            }
+        }
         self.entries.push_back(Entry {
             id: id.into_boxed_str(),
             at_ms,
             signature,
             older,
+            newer_copy: NONE,
         });
     }
 
@@ -244,6 +276,17 @@ impl DuplicateIndex {
     /// The most similar entry since `since_ms` at [`DUPLICATE_SIMILARITY`]
     /// or more: (id, similarity).
     pub fn best_match(&self, signature: &Signature, since_ms: i64) -> Option<(&str, f64)> {
+        // A copy is the best match there is, and the oldest copy since
+        // `since_ms` is the one the walk over the bands below would pick.
+        if let Some(copy) = self.oldest_copy(signature, since_ms) {
+            return Some((&copy.id, 1.0));
+        }
+        self.walk_bands(signature, since_ms)
+    }
+
+    /// [`DuplicateIndex::best_match`] by comparing `signature` with every
+    /// entry that shares a band with it.
+    fn walk_bands(&self, signature: &Signature, since_ms: i64) -> Option<(&str, f64)> {
         // On a tie the entry met first wins, bands in order and the oldest
         // first within a band (a band's chain is walked newest first). An
         // entry met again in a later band ties with itself and changes
@@ -285,6 +328,20 @@ impl DuplicateIndex {
         best.and_then(|(_, number, similarity)| Some((&*self.entry(number)?.id, similarity)))
     }
 
+    /// The oldest entry since `since_ms` with exactly `signature`.
+    fn oldest_copy(&self, signature: &Signature, since_ms: i64) -> Option<&Entry> {
+        let (oldest, _) = *self.copies.get(&signature.exact_key())?;
+        let mut next = oldest;
+        while let Some(entry) = self.entry(next) {
+            // Copies come oldest first: the first one recent enough wins.
+            if entry.at_ms >= since_ms && entry.signature == *signature {
+                return Some(entry);
+            }
+            next = entry.newer_copy;
+        }
+        None
+    }
+
     /// Drops the entries older than `since_ms`.
     pub fn prune(&mut self, since_ms: i64) {
         while self
@@ -306,6 +363,17 @@ impl DuplicateIndex {
         for key in entry.signature.band_keys() {
             if self.newest.get(&key) == Some(&number) {
                 self.newest.remove(&key);
+            }
+        }
+        // The oldest of its copies: the next newer one is the oldest now.
+        let key = entry.signature.exact_key();
+        if let Some((oldest, _)) = self.copies.get_mut(&key) {
+            if *oldest == number {
+                if entry.newer_copy == NONE {
+                    self.copies.remove(&key);
+                } else {
+                    *oldest = entry.newer_copy;
+                }
             }
         }
     }
@@ -527,6 +595,47 @@ mod tests {
         let (id, similarity) = index.best_match(&rerun, 0).expect("a match");
         assert_eq!(id, "copy70");
         assert!((DUPLICATE_SIMILARITY..1.0).contains(&similarity));
+    }
+
+    #[test]
+    fn a_copy_is_found_as_the_walk_over_the_bands_finds_it() {
+        // Copies of three stories and lightly edited reruns, interleaved,
+        // in an index that drops its oldest entries: the oldest copy since
+        // any time is the walk's answer, before and after drops.
+        let stories = [
+            signature(STORY),
+            signature(
+                &STORY
+                    .replace("Benghazi", "Tobruk")
+                    .replace("Minsk", "Brest"),
+            ),
+            signature(
+                &STORY
+                    .replace("agriculture", "oil")
+                    .replace("Sunday", "Monday"),
+            ),
+            signature(&STORY.replace("on Sunday", "on 25 May")),
+        ];
+        let mut index = DuplicateIndex::new(40);
+        let mut state = 7u64;
+        for at in 0..200 {
+            state = mix(state);
+            let story = &stories[(state % 4) as usize];
+            for query in &stories {
+                for since in [0, at - 30, at - 5, at] {
+                    let walked = index.walk_bands(query, since);
+                    let copy = index.oldest_copy(query, since);
+                    assert_eq!(
+                        copy.map(|entry| (&*entry.id, 1.0)),
+                        walked.filter(|&(_, similarity)| similarity >= 1.0),
+                        "at {at}, since {since}"
+                    );
+                    assert_eq!(index.best_match(query, since), walked);
+                }
+            }
+            index.insert(format!("article{at}"), at, story.clone());
+        }
+        assert!(index.copies.len() <= stories.len());
     }
 
     #[test]
