@@ -7,6 +7,7 @@
 //! share of equal slots. Pure: no I/O, no clock.
 
 use crate::rules::normalize::Normalized;
+use crate::rules::words::little_endian;
 
 /// Slots in a signature (each one u64).
 pub const SLOTS: usize = 64;
@@ -230,19 +231,15 @@ impl DuplicateIndex {
         for (band, key) in signature.band_keys().iter().enumerate() {
             older[band] = self.newest.insert(*key, number).unwrap_or(NONE);
         }
-        match self.copies.entry(signature.exact_key()) {
-            std::collections::hash_map::Entry::Occupied(mut copies) => {
-                let (_, newest) = copies.get_mut();
-                // The entry's age rank, as `offset` works it out.
-                let offset = newest.wrapping_sub(self.dropped) as usize;
-                if let Some(entry) = self.entries.get_mut(offset) {
-                    entry.newer_copy = number;
-                }
-                *newest = number;
+        let key = signature.exact_key();
+        if let Some((_, newest)) = self.copies.get_mut(&key) {
+            let previous = std::mem::replace(newest, number);
+            let offset = self.offset(previous);
+            if let Some(entry) = self.entries.get_mut(offset) {
+                entry.newer_copy = number;
             }
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert((number, number));
-            }
+        } else {
+            self.copies.insert(key, (number, number));
         }
         self.entries.push_back(Entry {
             id: id.into_boxed_str(),
@@ -385,18 +382,18 @@ impl DuplicateIndex {
 /// stored; the shingle hash mixes it further. (Byte-at-a-time FNV-1a, used
 /// before, was a chain of one multiplication per byte.)
 fn hash_word(word: &[u8]) -> u64 {
-    let step = word_step;
     let mut hash = WORD_SEED;
     let mut chunks = word.chunks_exact(8);
     for chunk in &mut chunks {
-        hash = step(
+        hash = word_step(
             hash,
             u64::from_le_bytes(chunk.try_into().unwrap_or_default()),
         );
     }
     let rest = chunks.remainder();
     if !rest.is_empty() {
-        hash = step(hash, tail(rest));
+        // The last 1 to 7 bytes, zero-padded, as a chunk of their own.
+        hash = word_step(hash, little_endian(rest));
     }
     hash ^ word.len() as u64
 }
@@ -433,28 +430,6 @@ fn word_step(hash: u64, chunk: u64) -> u64 {
         .rotate_left(29)
 }
 
-/// `rest` (1 to 7 bytes) as a little-endian integer, zero-padded: built
-/// from two overlapping loads, not by a chain of one shift per byte.
-fn tail(rest: &[u8]) -> u64 {
-    let len = rest.len();
-    match len {
-        4..=7 => {
-            let low = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
-            let high =
-                u32::from_le_bytes([rest[len - 4], rest[len - 3], rest[len - 2], rest[len - 1]]);
-            // `high` shifted down by the bytes it shares with `low`.
-            u64::from(low) | (u64::from(high) >> (8 * (8 - len))) << 32
-        }
-        // The first, middle and last bytes are all of them.
-        1..=3 => {
-            u64::from(rest[0])
-                | u64::from(rest[len / 2]) << (8 * (len / 2))
-                | u64::from(rest[len - 1]) << (8 * (len - 1))
-        }
-        _ => 0,
-    }
-}
-
 /// splitmix64 finaliser: a cheap, well-mixed permutation of u64.
 const fn mix(mut value: u64) -> u64 {
     value = value.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -482,7 +457,7 @@ mod tests {
                 .iter()
                 .rev()
                 .fold(0u64, |tail, &byte| (tail << 8) | u64::from(byte));
-            assert_eq!(tail(rest), expected, "{len} bytes");
+            assert_eq!(little_endian(rest), expected, "{len} bytes");
         }
         // Signatures are stored: the hash of a word must never change (a
         // whole chunk; a chunk and three bytes; five bytes).

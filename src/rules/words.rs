@@ -242,6 +242,13 @@ impl WordTrie {
         self.filter[bit / 64] |= 1 << (bit % 64);
     }
 
+    /// Whether the filter has the bit of `shape`.
+    #[inline]
+    fn filter_has(&self, shape: u64) -> bool {
+        let bit = self.filter_bit(shape);
+        self.filter[bit / 64] & (1 << (bit % 64)) != 0
+    }
+
     #[inline]
     fn filter_bit(&self, shape: u64) -> usize {
         (shape.wrapping_mul(FILTER_MULTIPLIER) >> self.filter_shift) as usize
@@ -250,8 +257,7 @@ impl WordTrie {
     /// The entry of a word of an article, if the vocabulary has it.
     #[inline]
     fn entry(&self, word: &[u8]) -> Option<&WordEntry> {
-        let bit = self.filter_bit(shape(word));
-        if self.filter[bit / 64] & (1 << (bit % 64)) == 0 {
+        if !self.filter_has(shape(word)) {
             return None;
         }
         match short_key(word) {
@@ -345,19 +351,7 @@ impl WordTrie {
 fn short_key(bytes: &[u8]) -> Option<u128> {
     let len = bytes.len();
     let packed = match len {
-        0 => 0,
-        // The first, middle and last bytes are all of them.
-        1..=3 => {
-            u128::from(bytes[0])
-                | u128::from(bytes[len / 2]) << (8 * (len / 2))
-                | u128::from(bytes[len - 1]) << (8 * (len - 1))
-        }
-        // Bytes 0..4, then the last four shifted down to start at byte 4.
-        4..=7 => {
-            let low = u32::from_le_bytes(bytes[..4].try_into().ok()?);
-            let high = u32::from_le_bytes(bytes[len - 4..].try_into().ok()?);
-            u128::from(low) | u128::from(u64::from(high) >> (8 * (8 - len))) << 32
-        }
+        0..=7 => u128::from(little_endian(bytes)),
         8..=SHORT => {
             let low = u64::from_le_bytes(bytes[..8].try_into().ok()?);
             let high = u64::from_le_bytes(bytes[len - 8..].try_into().ok()?);
@@ -367,6 +361,33 @@ fn short_key(bytes: &[u8]) -> Option<u128> {
         _ => return None,
     };
     Some(packed | (len as u128) << 120)
+}
+
+/// Up to 7 `bytes` as a little-endian integer, zero-padded, assembled in
+/// registers from overlapping loads (see [`short_key`]); 0 for more.
+#[inline]
+pub(crate) fn little_endian(bytes: &[u8]) -> u64 {
+    let len = bytes.len();
+    match len {
+        // The first, middle and last bytes are all of them.
+        1..=3 => {
+            u64::from(bytes[0])
+                | u64::from(bytes[len / 2]) << (8 * (len / 2))
+                | u64::from(bytes[len - 1]) << (8 * (len - 1))
+        }
+        // Bytes 0..4, then the last four shifted down to start at byte 4.
+        4..=7 => {
+            let low = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+            let high = u32::from_le_bytes([
+                bytes[len - 4],
+                bytes[len - 3],
+                bytes[len - 2],
+                bytes[len - 1],
+            ]);
+            u64::from(low) | (u64::from(high) >> (8 * (8 - len))) << 32
+        }
+        _ => 0,
+    }
 }
 
 /// The smallest filter, in bits.
@@ -473,8 +494,7 @@ mod tests {
         // refused.
         let strangers = [b"w1a0x".as_slice(), b"w1zz0x"];
         for word in strangers {
-            let bit = trie.filter_bit(shape(word));
-            assert!(trie.filter[bit / 64] & (1 << (bit % 64)) != 0);
+            assert!(trie.filter_has(shape(word)));
         }
         let mut found = 0;
         trie.find(strangers.into_iter(), |_, _, _| found += 1);
