@@ -111,14 +111,14 @@ if has whole; then
     python3 rules_to_config.py "$BASE/rules_$K.json" --out "$BASE/test_$K.toml" --watch "$BASE/corpus/articles" \
       --state "$BASE/state" --file-sink "$BASE/alerts"
     python3 whole_process.py --name newswatch_test --k "$K" --mb "$MB" --articles "$N" --repeats "$RUNS" \
-      --out "$RES/whole/newswatch_test_k$K.json" -- "$NW" -c "$BASE/test_$K.toml" test --json "$BASE/corpus/articles"
+      --warm "$BASE/corpus/articles" --warm "$BASE/test_$K.toml" --out "$RES/whole/newswatch_test_k$K.json" -- "$NW" -c "$BASE/test_$K.toml" test --json "$BASE/corpus/articles"
     # The scripts an analyst would otherwise run: a fresh Python process that imports the
     # library, reads the corpus, builds the matcher and makes one pass.
     for E in pyahocorasick spacy; do
       mod=$E; [ $E = pyahocorasick ] && mod=ahocorasick
       peer_ok "$mod" || continue
       python3 whole_process.py --name "$E" --k "$K" --mb "$MB" --articles "$N" --repeats "$REPEATS" \
-        --out "$RES/whole/${E}_k$K.json" -- "$PY" matchers.py --engine "$E" --corpus "$BASE/corpus" \
+        --warm "$BASE/corpus/articles" --warm "$BASE/rules_$K.json" --out "$RES/whole/${E}_k$K.json" -- "$PY" matchers.py --engine "$E" --corpus "$BASE/corpus" \
         --rules "$BASE/rules_$K.json" --repeats 1 --out /dev/null >/dev/null || echo "!! $E whole K=$K failed"
     done
   done
