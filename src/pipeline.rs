@@ -13,7 +13,7 @@ use std::sync::Arc;
 use smallvec::SmallVec;
 use tracing::{debug, info, warn};
 
-use crate::alert::build::{build_alert, title_matches, FiredRule};
+use crate::alert::build::{build_alert, title_matches, AlertIds, FiredRule};
 use crate::alert::payload::{Alert, ArticleRef, MatchSpan};
 use crate::article::fingerprint::{DuplicateIndex, Signature, DUPLICATE_SIMILARITY};
 use crate::article::{boilerplate, Article, ReadWarning, SkipReason};
@@ -323,6 +323,7 @@ impl Pipeline {
         decisions.alerts.reserve_exact(found_rules.len());
         // Every alert names the same article and time: made once, shared.
         let reference = Arc::new(article_ref(article));
+        let alert_ids = AlertIds::new(&article.id);
         let fired_at_shared: Arc<str> = fired_at.into();
         // Filled anew for each fired rule, allocated once per article.
         let mut mentions: Vec<(&str, std::ops::Range<usize>)> = Vec::new();
@@ -439,6 +440,7 @@ impl Pipeline {
             order_by_appearance(&mut entities, &mentions);
             let mut alert = rule_alert(
                 rule,
+                &alert_ids,
                 article,
                 Arc::clone(&reference),
                 &spans,
@@ -493,6 +495,7 @@ impl Pipeline {
             }
             let alert = rule_alert(
                 rule,
+                &alert_ids,
                 article,
                 Arc::clone(&reference),
                 &spans,
@@ -888,6 +891,7 @@ fn name_mentions(
 /// naming `entities`; marked with the story it repeats when the rule says so.
 fn rule_alert(
     rule: &Rule,
+    ids: &AlertIds,
     article: &Article,
     reference: Arc<ArticleRef>,
     spans: &[std::ops::Range<usize>],
@@ -900,7 +904,7 @@ fn rule_alert(
         description: &rule.description,
         severity: rule.severity,
     };
-    let mut alert = build_alert(&fired, reference, &article.text, spans, entities, fired_at);
+    let mut alert = build_alert(&fired, ids, reference, &article.text, spans, entities, fired_at);
     if rule.on_duplicate == OnDuplicate::Mark {
         alert.duplicate_of = duplicate_of.clone();
     }

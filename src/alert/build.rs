@@ -19,17 +19,45 @@ pub struct FiredRule<'a> {
 
 /// Stable id of (article, rule): the same on every retry and restart.
 pub fn alert_id(article_id: &str, rule_id: &str) -> String {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(article_id.as_bytes());
-    hasher.update(b"\0");
-    hasher.update(rule_id.as_bytes());
-    hasher.finalize().to_hex()[..32].to_string()
+    AlertIds::new(article_id).of(rule_id)
+}
+
+/// The ids of one article's alerts, [`alert_id`] with the article's part of
+/// the hash done once: the first 16 bytes of BLAKE3(article id, NUL, rule
+/// id), in lower-case hex. An article id (64 hex digits) fills a block of
+/// the hash, so each alert's id costs one block's compression instead of
+/// two (an article fires dozens of rules at 10,000 rules).
+pub struct AlertIds(blake3::Hasher);
+
+impl AlertIds {
+    pub fn new(article_id: &str) -> AlertIds {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(article_id.as_bytes());
+        hasher.update(b"\0");
+        AlertIds(hasher)
+    }
+
+    /// The id of the alert `rule_id` raises on the article.
+    pub fn of(&self, rule_id: &str) -> String {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut hasher = self.0.clone();
+        hasher.update(rule_id.as_bytes());
+        let hash = hasher.finalize();
+        let mut hex = [0u8; 32];
+        for (pair, byte) in hex.chunks_exact_mut(2).zip(hash.as_bytes()) {
+            pair[0] = DIGITS[usize::from(byte >> 4)];
+            pair[1] = DIGITS[usize::from(byte & 0xf)];
+        }
+        std::str::from_utf8(&hex).unwrap_or_default().to_owned()
+    }
 }
 
 /// Builds the alert for `rule` firing on `article`, citing `spans` (byte
-/// ranges of `text`, sorted) and naming `entities`.
+/// ranges of `text`, sorted) and naming `entities`; `ids` are the
+/// article's ([`AlertIds::new`] of `article.id`).
 pub fn build_alert(
     rule: &FiredRule<'_>,
+    ids: &AlertIds,
     article: Arc<ArticleRef>,
     text: &str,
     spans: &[std::ops::Range<usize>],
@@ -46,7 +74,7 @@ pub fn build_alert(
         })
         .collect();
     Alert {
-        id: alert_id(&article.id, rule.id),
+        id: ids.of(rule.id),
         rule: Arc::clone(rule.id),
         description: Arc::clone(rule.description),
         severity: rule.severity,
@@ -217,6 +245,13 @@ mod tests {
         assert_ne!(alert_id("abc", "tobruk"), alert_id("abc", "minsk-visit"));
         assert_ne!(alert_id("ab", "ctobruk"), alert_id("abc", "tobruk"));
         assert_eq!(alert_id("abc", "tobruk").len(), 32);
+        // Stored and sent: an id must never change.
+        let article = "ab".repeat(32);
+        assert_eq!(
+            alert_id(&article, "minsk-visit"),
+            blake3::hash(format!("{article}\0minsk-visit").as_bytes()).to_hex()[..32]
+        );
+        assert_eq!(alert_id(&article, "tobruk"), "f4c564422e4522e43de0d325a59ad1bf");
     }
 
     #[test]

@@ -300,7 +300,7 @@ fn in_context(line: &mut String, text: &str, start: usize, end: usize, color: bo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::build::{build_alert, FiredRule};
+    use crate::alert::build::{build_alert, AlertIds, FiredRule};
     use crate::alert::payload::{ArticleRef, MatchSpan, Severity};
 
     fn context(text: &str, needle: &str) -> String {
@@ -355,6 +355,7 @@ mod tests {
                 description: &"A visit to Minsk".into(),
                 severity: Severity::Critical,
             },
+            &AlertIds::new(&"ab".repeat(32)),
             ArticleRef {
                 id: "ab".repeat(32),
                 path: "seeds/visit.html".to_string(),
