@@ -323,8 +323,13 @@ impl Pipeline {
         decisions.alerts.reserve_exact(found_rules.len());
         // Every alert names the same article and time: made once, shared.
         let reference = Arc::new(article_ref(article));
-        let alert_ids = AlertIds::new(&article.id);
-        let fired_at_shared: Arc<str> = fired_at.into();
+        let alerts = ArticleAlerts {
+            article,
+            ids: AlertIds::new(&article.id),
+            reference: Arc::clone(&reference),
+            fired_at: fired_at.into(),
+            duplicate_of: duplicate_of.clone(),
+        };
         // Filled anew for each fired rule, allocated once per article.
         let mut mentions: Vec<(&str, std::ops::Range<usize>)> = Vec::new();
         let mut title_mentions: Vec<(&str, std::ops::Range<usize>)> = Vec::new();
@@ -438,16 +443,7 @@ impl Pipeline {
             spans.sort_by_key(|span| (span.start, span.end));
             spans.dedup();
             order_by_appearance(&mut entities, &mentions);
-            let mut alert = rule_alert(
-                rule,
-                &alert_ids,
-                article,
-                Arc::clone(&reference),
-                &spans,
-                entities,
-                &fired_at_shared,
-                &duplicate_of,
-            );
+            let mut alert = alerts.alert(rule, &spans, entities);
             if let Some(title) = title {
                 alert.matches.extend(title_matches(title, &title_spans));
             }
@@ -493,16 +489,7 @@ impl Pipeline {
                 decisions.seen.push((rule.id.to_string(), entity.clone()));
                 debug!(rule = %rule.id, entity = %entity, file = %article.path.display(), "discovered an entity not in config");
             }
-            let alert = rule_alert(
-                rule,
-                &alert_ids,
-                article,
-                Arc::clone(&reference),
-                &spans,
-                unseen,
-                &fired_at_shared,
-                &duplicate_of,
-            );
+            let alert = alerts.alert(rule, &spans, unseen);
             decisions.alerts.push(alert);
         }
         Ok(decisions)
@@ -887,28 +874,40 @@ fn name_mentions(
     }
 }
 
-/// The alert `rule` raises on `article`, citing `spans` of its text and
-/// naming `entities`; marked with the story it repeats when the rule says so.
-fn rule_alert(
-    rule: &Rule,
-    ids: &AlertIds,
-    article: &Article,
+/// What every alert on one article shares, made once for the article.
+struct ArticleAlerts<'a> {
+    article: &'a Article,
+    ids: AlertIds,
     reference: Arc<ArticleRef>,
-    spans: &[std::ops::Range<usize>],
-    entities: Vec<String>,
-    fired_at: &Arc<str>,
-    duplicate_of: &Option<String>,
-) -> Alert {
-    let fired = FiredRule {
-        id: &rule.id,
-        description: &rule.description,
-        severity: rule.severity,
-    };
-    let mut alert = build_alert(&fired, ids, reference, &article.text, spans, entities, fired_at);
-    if rule.on_duplicate == OnDuplicate::Mark {
-        alert.duplicate_of = duplicate_of.clone();
+    fired_at: Arc<str>,
+    /// The recent article this one repeats, if any.
+    duplicate_of: Option<String>,
+}
+
+impl ArticleAlerts<'_> {
+    /// The alert `rule` raises on the article, citing `spans` of its text
+    /// and naming `entities`; marked with the story it repeats when the rule
+    /// says so.
+    fn alert(&self, rule: &Rule, spans: &[std::ops::Range<usize>], entities: Vec<String>) -> Alert {
+        let fired = FiredRule {
+            id: &rule.id,
+            description: &rule.description,
+            severity: rule.severity,
+        };
+        let mut alert = build_alert(
+            &fired,
+            &self.ids,
+            Arc::clone(&self.reference),
+            &self.article.text,
+            spans,
+            entities,
+            &self.fired_at,
+        );
+        if rule.on_duplicate == OnDuplicate::Mark {
+            alert.duplicate_of = self.duplicate_of.clone();
+        }
+        alert
     }
-    alert
 }
 
 fn article_ref(article: &Article) -> ArticleRef {
