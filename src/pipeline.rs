@@ -331,8 +331,8 @@ impl Pipeline {
             duplicate_of: duplicate_of.clone(),
         };
         // Filled anew for each fired rule, allocated once per article.
-        let mut mentions: Vec<(&str, std::ops::Range<usize>)> = Vec::new();
-        let mut title_mentions: Vec<(&str, std::ops::Range<usize>)> = Vec::new();
+        let mut mentions: Vec<Mention> = Vec::new();
+        let mut title_mentions: Vec<Mention> = Vec::new();
         let mut spans: Vec<std::ops::Range<usize>> = Vec::new();
         let mut title_spans: Vec<std::ops::Range<usize>> = Vec::new();
         for found in found_rules {
@@ -343,7 +343,7 @@ impl Pipeline {
                 found
                     .entities
                     .iter()
-                    .map(|(entity, span)| (ruleset.entity_id(*entity), span.clone())),
+                    .map(|(entity, span)| (ruleset.shared_entity_id(*entity), span.clone())),
             );
             spans.clear();
             spans.extend_from_slice(&found.spans);
@@ -352,7 +352,7 @@ impl Pipeline {
                     .iter()
                     .filter(|c| rule.classes.contains(&c.class))
                 {
-                    mentions.push((candidate.id.as_str(), candidate.span.clone()));
+                    mentions.push((&candidate.id, candidate.span.clone()));
                     spans.push(candidate.span.clone());
                 }
             }
@@ -361,22 +361,25 @@ impl Pipeline {
                 found
                     .title_entities
                     .iter()
-                    .map(|(entity, span)| (ruleset.entity_id(*entity), span.clone())),
+                    .map(|(entity, span)| (ruleset.shared_entity_id(*entity), span.clone())),
             );
             let mut entities = distinct_ids(mentions.iter().chain(&title_mentions));
             title_spans.clear();
             title_spans.extend_from_slice(&found.title_spans);
             if rule.first_seen {
                 let mut unseen = self.store.unseen(&rule.id, &entities)?;
-                unseen
-                    .retain(|entity| !batch.seen.contains(&(rule.id.to_string(), entity.clone())));
+                unseen.retain(|entity| {
+                    !batch
+                        .seen
+                        .contains(&(rule.id.to_string(), entity.to_string()))
+                });
                 if unseen.is_empty() {
                     continue;
                 }
                 restrict_to_entities(&mut spans, &mentions, &unseen);
                 restrict_to_entities(&mut title_spans, &title_mentions, &unseen);
                 for entity in &unseen {
-                    decisions.seen.push((rule.id.to_string(), entity.clone()));
+                    decisions.seen.push((rule.id.to_string(), entity.to_string()));
                 }
                 entities = unseen;
             }
@@ -412,7 +415,7 @@ impl Pipeline {
             if let Some(throttle) = rule.throttle {
                 let since = now_ms - throttle.period.as_millis() as i64;
                 let keys: Vec<String> = if throttle.by_entity {
-                    entities.clone()
+                    entities.iter().map(|entity| entity.to_string()).collect()
                 } else {
                     vec![String::new()]
                 };
@@ -434,7 +437,7 @@ impl Pipeline {
                 if throttle.by_entity {
                     restrict_to_entities(&mut spans, &mentions, &open);
                     restrict_to_entities(&mut title_spans, &title_mentions, &open);
-                    entities = open.clone();
+                    entities.retain(|entity| open.iter().any(|key| **key == **entity));
                 }
                 for key in open {
                     decisions.fires.push((rule.id.to_string(), key));
@@ -464,10 +467,10 @@ impl Pipeline {
             if !rule.first_seen || fired_rules.binary_search(&index).is_ok() {
                 continue;
             }
-            let mentions: Vec<(&str, std::ops::Range<usize>)> = candidates
+            let mentions: Vec<Mention> = candidates
                 .iter()
                 .filter(|c| rule.classes.contains(&c.class))
-                .map(|c| (c.id.as_str(), c.span.clone()))
+                .map(|c| (&c.id, c.span.clone()))
                 .collect();
             if mentions.is_empty()
                 || (duplicate_of.is_some() && rule.on_duplicate == OnDuplicate::Suppress)
@@ -476,7 +479,11 @@ impl Pipeline {
             }
             let ids = distinct_ids(&mentions);
             let mut unseen = self.store.unseen(&rule.id, &ids)?;
-            unseen.retain(|entity| !batch.seen.contains(&(rule.id.to_string(), entity.clone())));
+            unseen.retain(|entity| {
+                !batch
+                    .seen
+                    .contains(&(rule.id.to_string(), entity.to_string()))
+            });
             if unseen.is_empty() {
                 continue;
             }
@@ -486,7 +493,7 @@ impl Pipeline {
             spans.sort_by_key(|span| (span.start, span.end));
             spans.dedup();
             for entity in &unseen {
-                decisions.seen.push((rule.id.to_string(), entity.clone()));
+                decisions.seen.push((rule.id.to_string(), entity.to_string()));
                 debug!(rule = %rule.id, entity = %entity, file = %article.path.display(), "discovered an entity not in config");
             }
             let alert = alerts.alert(rule, &spans, unseen);
@@ -704,10 +711,10 @@ fn discover(config: &Config, text: &str) -> Vec<Candidate> {
                 continue;
             }
             let id = format!("new:{}", canonical.replace(' ', "-"));
-            if !candidates.iter().any(|c| c.id == id && c.span == span) {
+            if !candidates.iter().any(|c| *c.id == *id && c.span == span) {
                 candidates.push(Candidate {
                     class: pattern.class.clone(),
-                    id,
+                    id: id.into(),
                     span,
                 });
             }
@@ -754,20 +761,18 @@ fn whole_name(text: &str, mut span: std::ops::Range<usize>) -> std::ops::Range<u
 /// The entity ids of `mentions`, each once, in order of first mention. A
 /// set, not a scan of the ids so far: an article can mention dozens of
 /// entities of one rule.
-fn distinct_ids<'m>(
-    mentions: impl IntoIterator<Item = &'m (&'m str, std::ops::Range<usize>)>,
-) -> Vec<String> {
+fn distinct_ids<'m>(mentions: impl IntoIterator<Item = &'m Mention<'m>>) -> Vec<Arc<str>> {
     // An alert names one or a few entities: a look through those found so
     // far beats hashing every mention, until there are many.
     const FEW: usize = 16;
-    let mut ids: SmallVec<[&str; FEW]> = SmallVec::new();
+    let mut ids: SmallVec<[&Arc<str>; FEW]> = SmallVec::new();
     let mut known: HashSet<&str> = HashSet::new();
     for (id, _) in mentions {
         let new = if ids.len() < FEW {
             !ids.contains(id)
         } else {
             if known.is_empty() {
-                known.extend(ids.iter().copied());
+                known.extend(ids.iter().map(|id| -> &str { id }));
             }
             known.insert(id)
         };
@@ -775,12 +780,12 @@ fn distinct_ids<'m>(
             ids.push(id);
         }
     }
-    ids.into_iter().map(str::to_string).collect()
+    ids.into_iter().cloned().collect()
 }
 
 /// Sorts entity ids by their first mention in the text; ids with no
 /// mention there (a title's) go last, in the order given.
-fn order_by_appearance(entities: &mut [String], mentions: &[(&str, std::ops::Range<usize>)]) {
+fn order_by_appearance(entities: &mut [Arc<str>], mentions: &[Mention]) {
     if entities.len() < 2 {
         return;
     }
@@ -795,26 +800,30 @@ fn order_by_appearance(entities: &mut [String], mentions: &[(&str, std::ops::Ran
             .and_modify(|start| *start = (*start).min(span.start))
             .or_insert(span.start);
     }
-    entities.sort_by_cached_key(|id| first.get(id.as_str()).copied().unwrap_or(usize::MAX));
+    entities.sort_by_cached_key(|id| first.get(&**id).copied().unwrap_or(usize::MAX));
 }
 
 /// A name found by a `discover` pattern that no entity lists.
 struct Candidate {
     class: String,
     /// `new:` and the canonical name, words joined by `-`.
-    id: String,
+    id: Arc<str>,
     span: std::ops::Range<usize>,
 }
+
+/// An entity mentioned at a byte range of the text (or title): its id,
+/// shared with the rule set (or a discovered name's), and the range.
+type Mention<'a> = (&'a Arc<str>, std::ops::Range<usize>);
 
 /// Keeps the spans that cite a mention of one of `keep` (entity ids).
 fn restrict_to_entities(
     spans: &mut Vec<std::ops::Range<usize>>,
-    mentions: &[(&str, std::ops::Range<usize>)],
-    keep: &[String],
+    mentions: &[Mention],
+    keep: &[impl AsRef<str>],
 ) {
     let kept: Vec<&std::ops::Range<usize>> = mentions
         .iter()
-        .filter(|(entity, _)| keep.iter().any(|k| k == entity))
+        .filter(|(entity, _)| keep.iter().any(|k| k.as_ref() == entity.as_ref()))
         .map(|(_, span)| span)
         .collect();
     spans.retain(|span| {
@@ -888,7 +897,12 @@ impl ArticleAlerts<'_> {
     /// The alert `rule` raises on the article, citing `spans` of its text
     /// and naming `entities`; marked with the story it repeats when the rule
     /// says so.
-    fn alert(&self, rule: &Rule, spans: &[std::ops::Range<usize>], entities: Vec<String>) -> Alert {
+    fn alert(
+        &self,
+        rule: &Rule,
+        spans: &[std::ops::Range<usize>],
+        entities: Vec<Arc<str>>,
+    ) -> Alert {
         let fired = FiredRule {
             id: &rule.id,
             description: &rule.description,
@@ -968,7 +982,10 @@ first_seen = true
         match outcome {
             Outcome::Processed { alerts, .. } => alerts
                 .iter()
-                .map(|a| (a.rule.to_string(), a.entities.clone()))
+                .map(|a| {
+                    let entities = a.entities.iter().map(|e| e.to_string()).collect();
+                    (a.rule.to_string(), entities)
+                })
                 .collect(),
             other => panic!("expected processed, got {other:?}"),
         }
@@ -1198,30 +1215,31 @@ match = 'entity:karankevich NEAR/2 list:visit'
     #[test]
     fn entities_are_named_once_in_order_of_first_mention() {
         // Past the few that are compared one by one, and back again.
-        let names: Vec<String> = (0..40).map(|n| format!("e{}", n % 25)).collect();
-        let mentions: Vec<(&str, std::ops::Range<usize>)> = names
+        let names: Vec<Arc<str>> = (0..40).map(|n| format!("e{}", n % 25).into()).collect();
+        let mentions: Vec<Mention> = names
             .iter()
             .enumerate()
-            .map(|(at, id)| (id.as_str(), at..at + 1))
+            .map(|(at, id)| (id, at..at + 1))
             .collect();
-        let expected: Vec<String> = (0..25).map(|n| format!("e{n}")).collect();
+        let expected: Vec<Arc<str>> = (0..25).map(|n| format!("e{n}").into()).collect();
         assert_eq!(distinct_ids(&mentions), expected);
-        assert_eq!(distinct_ids(&mentions[..3]), ["e0", "e1", "e2"]);
+        assert_eq!(distinct_ids(&mentions[..3]), expected[..3]);
     }
 
     #[test]
     fn entities_are_ordered_by_their_first_mention_in_the_text() {
+        let [a, b, c]: [Arc<str>; 3] = ["a", "b", "c"].map(Arc::from);
         let mentions = [
-            ("b", 9..12),
-            ("a", 20..21),
-            ("c", 30..31),
-            ("b", 2..3),
-            ("a", 15..16),
+            (&b, 9..12),
+            (&a, 20..21),
+            (&c, 30..31),
+            (&b, 2..3),
+            (&a, 15..16),
         ];
         // "t" and "u" are only in the title: last, as given.
-        let mut entities = ["u", "c", "a", "t", "b"].map(String::from);
+        let mut entities = ["u", "c", "a", "t", "b"].map(Arc::from);
         order_by_appearance(&mut entities, &mentions);
-        assert_eq!(entities, ["b", "a", "c", "u", "t"]);
+        assert_eq!(entities.map(|e| e.to_string()), ["b", "a", "c", "u", "t"]);
     }
 }
 
@@ -1310,7 +1328,7 @@ discover = ['\b([A-Z][A-Za-z]*-?[0-9][A-Za-z0-9]*)\s+(?:[\w-]+\s+){0,2}air[- ]de
     fn rules(alerts: &[Alert]) -> Vec<(&str, Vec<&str>)> {
         alerts
             .iter()
-            .map(|a| (&*a.rule, a.entities.iter().map(String::as_str).collect()))
+            .map(|a| (&*a.rule, a.entities.iter().map(|e| &**e).collect()))
             .collect()
     }
 

@@ -61,7 +61,7 @@ pub fn build_alert(
     article: Arc<ArticleRef>,
     text: &str,
     spans: &[std::ops::Range<usize>],
-    entities: Vec<String>,
+    entities: Vec<Arc<str>>,
     fired_at: &Arc<str>,
 ) -> Alert {
     let matches = spans

@@ -242,7 +242,7 @@ mod tests {
             description: format!("description {text}").into(),
             severity: Severity::Critical,
             article: Arc::new(article.clone()),
-            entities: vec![text.to_string(), "minsk".to_string()],
+            entities: vec![text.into(), "minsk".into()],
             matches: vec![
                 MatchSpan {
                     text: text.to_string(),

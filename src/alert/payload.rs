@@ -39,8 +39,9 @@ pub struct Alert {
     pub description: Arc<str>,
     pub severity: Severity,
     pub article: Arc<ArticleRef>,
-    /// Ids of the entities whose aliases matched, in order of first appearance.
-    pub entities: Vec<String>,
+    /// Ids of the entities whose aliases matched, in order of first
+    /// appearance (shared with the rule set, which holds each id once).
+    pub entities: Vec<Arc<str>>,
     /// Every match that made the rule fire, in text order.
     pub matches: Vec<MatchSpan>,
     /// A short plain-text extract around the first matches, whitespace collapsed.

@@ -576,7 +576,7 @@ mod tests {
                 title: Some("Haftar visits Minsk".to_string()),
                 published: Some("2025-02-18".to_string()),
             }),
-            entities: vec!["minsk".to_string()],
+            entities: vec!["minsk".into()],
             matches: vec![MatchSpan {
                 text: "visit to Minsk".to_string(),
                 start: 812,
@@ -775,7 +775,7 @@ mod tests {
                 published: Some("<!here>".to_string()),
                 ..ArticleRef::clone(&sample().article)
             }),
-            entities: vec!["<@U024BE7LH>".to_string()],
+            entities: vec!["<@U024BE7LH>".into()],
             id: "<!everyone>".to_string(),
             fired_at: "<!here>".into(),
             ..with_snippet(hostile, &["<@U024BE7LH>"])
@@ -944,7 +944,7 @@ mod tests {
             "[warning] minsk-visit: Haftar visits Minsk — \"... The visit to Minsk, which has very close ties ...\" (seeds/x.txt)"
         );
         let alert = Alert {
-            entities: vec!["minsk".to_string(), "tor-m2".to_string()],
+            entities: vec!["minsk".into(), "tor-m2".into()],
             ..sample()
         };
         assert_eq!(
@@ -1030,7 +1030,7 @@ mod tests {
                 title: Some(long.clone()),
                 published: Some(long.clone()),
             }),
-            entities: vec![long.clone(); 3],
+            entities: vec![long.as_str().into(); 3],
             fired_at: long.as_str().into(),
             ..with_snippet(&long, &["😀", "&😀*"])
         };

@@ -365,7 +365,7 @@ mod tests {
             .into(),
             text,
             std::slice::from_ref(&(start..end)),
-            vec!["minsk".to_string()],
+            vec!["minsk".into()],
             &"2025-02-18T10:00:00Z".into(),
         );
         alert.matches.push(MatchSpan {

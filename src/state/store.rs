@@ -365,13 +365,17 @@ impl Store {
     }
 
     /// Which of `entities` rule `rule` has never seen.
-    pub fn unseen(&self, rule: &str, entities: &[String]) -> Result<Vec<String>, StoreError> {
+    pub fn unseen<E: AsRef<str> + Clone>(
+        &self,
+        rule: &str,
+        entities: &[E],
+    ) -> Result<Vec<E>, StoreError> {
         let mut statement = self
             .connection
             .prepare_cached("SELECT 1 FROM seen WHERE rule = ?1 AND entity = ?2")?;
         let mut unseen = Vec::new();
         for entity in entities {
-            if !statement.exists(params![rule, entity])? {
+            if !statement.exists(params![rule, entity.as_ref()])? {
                 unseen.push(entity.clone());
             }
         }
