@@ -14,6 +14,7 @@ use smallvec::SmallVec;
 use tracing::{debug, info, warn};
 
 use crate::alert::build::{build_alert, title_matches, AlertIds, FiredRule};
+use crate::alert::json::ArticleJson;
 use crate::alert::payload::{Alert, ArticleRef, MatchSpan};
 use crate::article::fingerprint::{DuplicateIndex, Signature, DUPLICATE_SIMILARITY};
 use crate::article::{boilerplate, Article, ReadWarning, SkipReason};
@@ -207,8 +208,10 @@ impl Pipeline {
         let decisions = self.decide_scanned(&article, scan.map(|scan| *scan), fired_at, batch)?;
         let alerts = decisions.alerts;
         let mut deliveries = Vec::new();
+        let mut article_json = ArticleJson::default();
         for alert in alerts.iter().filter(|_| self.deliver) {
-            let payload = alert.to_json();
+            let mut payload = String::with_capacity(1024);
+            alert.write_json_sharing(&mut payload, &mut article_json);
             let Some(rule) = self.config.rule(&alert.rule) else {
                 continue;
             };

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 use crate::alert::build::push_collapsed;
+use crate::alert::json::ArticleJson;
 use crate::alert::payload::Alert;
 use crate::article::{boilerplate, Article};
 use crate::config::Config;
@@ -36,6 +37,7 @@ pub fn run(config: Config, json: bool, explain: bool, paths: &[PathBuf]) -> anyh
         articles: 0,
         fired: 0,
         lines: String::new(),
+        article_json: ArticleJson::default(),
     };
     // In batches like the daemon's (one transaction each), in the order
     // given, on three threads: one reads and scans the next batch, this one
@@ -113,6 +115,8 @@ struct Printer {
     fired: usize,
     /// The JSON lines of one article, built here and written at once.
     lines: String,
+    /// The JSON of the article the last alert was about.
+    article_json: ArticleJson,
 }
 
 impl Printer {
@@ -130,7 +134,7 @@ impl Printer {
                 if self.json {
                     self.lines.clear();
                     for alert in &alerts {
-                        alert.write_json(&mut self.lines);
+                        alert.write_json_sharing(&mut self.lines, &mut self.article_json);
                         self.lines.push('\n');
                     }
                     out.write_all(self.lines.as_bytes())?;
