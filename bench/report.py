@@ -212,7 +212,8 @@ def main():
           "what an analyst would otherwise run: a fresh `python matchers.py --engine E --repeats 1` (import, read "
           "the corpus, build the matcher, one pass, count). ripgrep `-F -i` whole process (start + compile + scan, "
           "no folding beyond case, substring) for comparison. Before each run the corpus and the rules (config.toml "
-          "or the JSON list) are read once, so that every process finds its inputs in the page cache. "
+          "or the JSON list) are read once, so that every process finds its inputs in the page cache; "
+          "the timed runs write to /dev/null (the output lines are counted in one more run). "
           "Ratio = the engine's seconds ÷ newswatch's.")
         w("")
         w("| K rules | process | s | MB/s | articles/s | peak RSS MB | output lines | engine s ÷ newswatch s |")
