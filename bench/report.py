@@ -133,8 +133,8 @@ def main():
       "{rustc}; Python {python}; {rg}; Python peers: {pkgs}.".format(l=" ".join(m["load"]), **m))
     w("")
     w("**Inputs:** `gen_corpus.py --n {n} --seed 7`: {n:,} articles, {mb:.2f} MB (≈{kb:.1f} KB per article). "
-      "Rules: `gen_rules.py --seed 11` at K = {ks}. Medians: newswatch = median of {runs} fresh processes, "
-      "each the median of 3 passes; Python peers = median of 3 passes; ripgrep = median of 3 processes; "
+      "Rules: `gen_rules.py --seed 11` at K = {ks}. Medians: newswatch = median of {runs} fresh processes "
+      "(taken in turn across the rule counts), each the median of 3 passes; Python peers = median of 3 passes; ripgrep = median of 3 processes; "
       "latency = median of {runs} repeats. Whole run took {s} s.".format(
           n=arts, mb=mb, kb=mb * 1000 / max(arts, 1), ks=", ".join("{:,}".format(k) for k in ks),
           runs=a.runs, s=a.seconds))
