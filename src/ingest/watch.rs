@@ -7,7 +7,8 @@
 //! The watch asks only for what says a file is written or complete. (The
 //! `notify` crate, used before and still for the config file, watches
 //! every open too: each file the daemon read came back as an event to
-//! wake up for, build and drop, a fifth of the watch's work in a burst.)
+//! wake up for, build and drop. In a burst its thread took 6% of the
+//! daemon's CPU samples, this one 2.5%.)
 
 use std::ffi::OsStr;
 use std::io;
