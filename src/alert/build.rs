@@ -251,7 +251,10 @@ mod tests {
             alert_id(&article, "minsk-visit"),
             blake3::hash(format!("{article}\0minsk-visit").as_bytes()).to_hex()[..32]
         );
-        assert_eq!(alert_id(&article, "tobruk"), "f4c564422e4522e43de0d325a59ad1bf");
+        assert_eq!(
+            alert_id(&article, "tobruk"),
+            "f4c564422e4522e43de0d325a59ad1bf"
+        );
     }
 
     #[test]

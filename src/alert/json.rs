@@ -45,8 +45,14 @@ impl Alert {
     /// The alert as compact JSON: the webhook body, the file sink's line
     /// and the stored payload.
     pub fn to_json(&self) -> String {
+        self.to_json_sharing(&mut ArticleJson::default())
+    }
+
+    /// [`Alert::to_json`], taking the article's JSON from `article_json`
+    /// (see [`Alert::write_json_sharing`]).
+    pub fn to_json_sharing(&self, article_json: &mut ArticleJson) -> String {
         let mut out = String::with_capacity(1024);
-        self.write_json(&mut out);
+        self.write_json_sharing(&mut out, article_json);
         out
     }
 
@@ -55,8 +61,8 @@ impl Alert {
         self.write_json_sharing(out, &mut ArticleJson::default());
     }
 
-    /// [`Alert::write_json`], taking the article's JSON from `article` when
-    /// the alert before was about the same article.
+    /// [`Alert::write_json`], taking the article's JSON from `article_json`
+    /// when the alert before was about the same article.
     pub fn write_json_sharing(&self, out: &mut String, article_json: &mut ArticleJson) {
         // Destructured in full: a new field does not compile until it is
         // written here too.
