@@ -821,7 +821,13 @@ impl Loader<'_> {
     /// Builds the rule-set input and the per-rule settings, reporting
     /// syntax errors and unknown sinks on the way.
     fn rules_input(&mut self, raw: &RawConfig, sinks: &[SinkConfig]) -> (RuleSetInput, Vec<Rule>) {
-        let mut input = RuleSetInput::default();
+        // Sized up front: at 100,000 rules each vector is megabytes, and
+        // growing it copies them again.
+        let mut input = RuleSetInput {
+            entities: Vec::with_capacity(raw.entities.len()),
+            rules: Vec::with_capacity(raw.rules.len()),
+            ..RuleSetInput::default()
+        };
         for (id, entity) in &raw.entities {
             self.check_id("entity", id, entity.span().start);
             let RawEntity {
@@ -872,7 +878,7 @@ impl Loader<'_> {
         }
         let mut ordered: Vec<(&String, &Spanned<RawRule>)> = raw.rules.iter().collect();
         ordered.sort_by_key(|(_, rule)| rule.span().start);
-        let mut rules = Vec::new();
+        let mut rules = Vec::with_capacity(raw.rules.len());
         for (id, spanned) in ordered {
             self.check_id("rule", id, spanned.span().start);
             let rule = spanned.get_ref();

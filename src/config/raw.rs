@@ -163,12 +163,13 @@ pub struct RawState {
     pub dir: Option<Spanned<String>>,
 }
 
-/// `[entities.ID]`
+/// `[entities.ID]` (the settings most entities leave out boxed, as in
+/// [`RawRule`])
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawEntity {
     /// Optional class, matched by `class:NAME` (e.g. "air-defense").
-    pub class: Option<Spanned<String>>,
+    pub class: Option<Box<Spanned<String>>>,
     /// Every name of the entity; a trailing `*` matches any word starting so.
     pub aliases: Spanned<Vec<Spanned<String>>>,
     /// Phrases in which an alias does NOT mean this entity ("Minsk agreements").
@@ -177,13 +178,17 @@ pub struct RawEntity {
     /// Misspellings to accept: the edit distance (0, 1 or 2; default 0)
     /// allowed between an alias word of 6+ letters and a word of 6+ letters
     /// in the article ("Karankvich" for "Karankevich").
-    pub fuzzy: Option<Spanned<u8>>,
+    pub fuzzy: Option<Box<Spanned<u8>>>,
     /// Whether aliases written in Latin letters also match Cyrillic
     /// spellings (Лукашенко for "Lukashenko"). Default: true.
     pub translit: Option<bool>,
 }
 
 /// `[rules.ID]`
+///
+/// The settings most rules leave out are boxed: at 100,000 rules each
+/// unboxed `Option<Spanned<String>>` is 4 MB of `None`s, all alive until the
+/// config is loaded.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRule {
@@ -195,21 +200,21 @@ pub struct RawRule {
     /// info, warning (default) or critical.
     pub severity: Option<Severity>,
     /// Sink names the rule's alerts go to; default: every sink.
-    pub sinks: Option<Spanned<Vec<Spanned<String>>>>,
+    pub sinks: Option<Box<Spanned<Vec<Spanned<String>>>>>,
     /// Fire once per entity, the first time it is ever seen.
-    pub first_seen: Option<Spanned<bool>>,
+    pub first_seen: Option<Box<Spanned<bool>>>,
     /// At most one alert per this period, e.g. "6h" (default: no limit).
-    pub throttle: Option<Spanned<String>>,
+    pub throttle: Option<Box<Spanned<String>>>,
     /// What `throttle` counts: "rule" (the default: one alert per period) or
     /// "entity" (one alert per entity per period).
-    pub throttle_by: Option<Spanned<String>>,
+    pub throttle_by: Option<Box<Spanned<String>>>,
     /// Fire only when `count` distinct articles matched `within` a period,
     /// e.g. `{ count = 3, within = "24h" }`; the alert lists them.
-    pub threshold: Option<Spanned<RawThreshold>>,
+    pub threshold: Option<Box<Spanned<RawThreshold>>>,
     /// When the article is a near-duplicate of a recent one: "mark" (the
     /// default: alert with `duplicate_of`), "suppress" (no alert) or "alert"
     /// (alert as if new).
-    pub on_duplicate: Option<Spanned<String>>,
+    pub on_duplicate: Option<Box<Spanned<String>>>,
 }
 
 /// `threshold = { count = N, within = "24h" }`

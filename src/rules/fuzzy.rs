@@ -18,6 +18,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use smallvec::SmallVec;
+
 use super::normalize::{normalize, normalize_term, Normalized};
 use super::ruleset::{EntityDef, TokenSpan};
 use super::translit::latin_forms;
@@ -34,7 +36,7 @@ struct Alias {
     /// The alias as written in config.toml (shared with the alerts that cite it).
     text: Arc<str>,
     /// Folded words.
-    words: Vec<String>,
+    words: Box<[Box<str>]>,
     /// The last word is a prefix (`Минск*`).
     prefix: bool,
     fuzzy: u8,
@@ -43,7 +45,8 @@ struct Alias {
 }
 
 /// Where an alias word sits: (alias, word position).
-type Slot = (usize, usize);
+/// `u32`s: a matcher of 100,000 entities holds a few hundred thousand.
+type Slot = (u32, u32);
 
 #[derive(Debug, Default)]
 pub(super) struct AliasMatcher {
@@ -51,9 +54,10 @@ pub(super) struct AliasMatcher {
     /// Entity -> its aliases, in config order.
     by_entity: Vec<Vec<usize>>,
     /// Words of transliterable aliases (not prefix words).
-    latin_words: FastMap<String, Vec<Slot>>,
+    /// Most words are in one alias, so their slots are kept inline.
+    latin_words: FastMap<Box<str>, SmallVec<[Slot; 2]>>,
     /// Prefix last words of transliterable aliases.
-    latin_prefixes: Vec<(String, Slot)>,
+    latin_prefixes: Vec<(Box<str>, Slot)>,
     /// Fuzzy alias words by their length in letters.
     fuzzy_by_length: FastMap<usize, Vec<Slot>>,
     /// What [`AliasMatcher::alias_of`] answered so far.
@@ -105,14 +109,14 @@ impl AliasMatcher {
                 if folded.is_empty() {
                     continue;
                 }
-                let words: Vec<String> = folded.split(' ').map(str::to_string).collect();
+                let words: Box<[Box<str>]> = folded.split(' ').map(Box::from).collect();
                 let translit = def.translit
                     && words
                         .iter()
                         .all(|word| word.chars().all(|c| c.is_ascii_alphanumeric()));
                 let id = matcher.aliases.len();
                 for (position, word) in words.iter().enumerate() {
-                    let slot = (id, position);
+                    let slot = (id as u32, position as u32);
                     let is_prefix_word = prefix && position + 1 == words.len();
                     if translit {
                         if is_prefix_word {
@@ -193,11 +197,11 @@ impl AliasMatcher {
             };
             let mut slots: Vec<Slot> = Vec::new();
             for form in &latin {
-                if let Some(hits) = self.latin_words.get(form) {
+                if let Some(hits) = self.latin_words.get(form.as_str()) {
                     slots.extend(hits);
                 }
                 for (prefix, slot) in &self.latin_prefixes {
-                    if form.starts_with(prefix.as_str()) {
+                    if form.starts_with(&**prefix) {
                         slots.push(*slot);
                     }
                 }
@@ -217,6 +221,7 @@ impl AliasMatcher {
             slots.sort_unstable();
             slots.dedup();
             for (alias, position) in slots {
+                let (alias, position) = (alias as usize, position as usize);
                 let Some(start) = index.checked_sub(position) else {
                     continue;
                 };
@@ -253,7 +258,7 @@ impl AliasMatcher {
     /// How word `position` of `alias` compares with a folded text word.
     fn word_distance(&self, alias: usize, position: usize, word: &str) -> Option<Closeness> {
         let alias = &self.aliases[alias];
-        let target = alias.words[position].as_str();
+        let target: &str = &alias.words[position];
         if alias.spells(position, word) {
             return Some(Closeness::Exact);
         }
@@ -347,7 +352,7 @@ impl Alias {
     /// Whether folded `word` is word `position` of the alias as written (a
     /// prefix word: begins with it).
     fn spells(&self, position: usize, word: &str) -> bool {
-        let target = self.words[position].as_str();
+        let target: &str = &self.words[position];
         word == target || (self.is_prefix_word(position) && word.starts_with(target))
     }
 

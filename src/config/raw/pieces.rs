@@ -444,6 +444,12 @@ impl<T: Shift> Shift for Option<T> {
     }
 }
 
+impl<T: Shift> Shift for Box<T> {
+    fn shift(self, by: usize) -> Self {
+        Box::new((*self).shift(by))
+    }
+}
+
 impl<T: Shift> Shift for Vec<T> {
     fn shift(self, by: usize) -> Self {
         self.into_iter().map(|value| value.shift(by)).collect()
