@@ -266,7 +266,7 @@ impl Loader<'_> {
             .push(Diagnostic::at(self.path, self.source, offset, message));
     }
 
-    fn config(&mut self, raw: RawConfig) -> Option<Config> {
+    fn config(&mut self, mut raw: RawConfig) -> Option<Config> {
         let watch = self.watch(&raw);
         let state_dir = match &raw.state.dir {
             Some(dir) => self.base.join(dir.get_ref()),
@@ -274,9 +274,10 @@ impl Loader<'_> {
         };
         let sinks = self.sinks(&raw.sinks);
         let server = raw.server.as_ref().and_then(|server| self.server(server));
-        let (input, rules) = self.rules_input(&raw, &sinks);
-        let tests = self.tests(&raw, &rules);
+        // Before the entities' strings move into the rule set's input.
         let discovery = self.discovery(&raw);
+        let (input, rules) = self.rules_input(&mut raw, &sinks);
+        let tests = self.tests(&raw, &rules);
         let rule_index = rules
             .iter()
             .enumerate()
@@ -820,7 +821,13 @@ impl Loader<'_> {
 
     /// Builds the rule-set input and the per-rule settings, reporting
     /// syntax errors and unknown sinks on the way.
-    fn rules_input(&mut self, raw: &RawConfig, sinks: &[SinkConfig]) -> (RuleSetInput, Vec<Rule>) {
+    /// The entities' strings move out of `raw` (their spans stay, for the
+    /// compile's errors).
+    fn rules_input(
+        &mut self,
+        raw: &mut RawConfig,
+        sinks: &[SinkConfig],
+    ) -> (RuleSetInput, Vec<Rule>) {
         // Sized up front: at 100,000 rules each vector is megabytes, and
         // growing it copies them again.
         let mut input = RuleSetInput {
@@ -828,7 +835,7 @@ impl Loader<'_> {
             rules: Vec::with_capacity(raw.rules.len()),
             ..RuleSetInput::default()
         };
-        for (id, entity) in &raw.entities {
+        for (id, entity) in raw.entities.iter_mut() {
             self.check_id("entity", id, entity.span().start);
             let RawEntity {
                 class,
@@ -836,7 +843,7 @@ impl Loader<'_> {
                 not,
                 fuzzy,
                 translit,
-            } = entity.get_ref();
+            } = entity.get_mut();
             let fuzzy_value = fuzzy.as_ref().map_or(0, |f| *f.get_ref());
             if let Some(fuzzy) = fuzzy.as_ref().filter(|_| fuzzy_value > 2) {
                 self.error(
@@ -852,13 +859,16 @@ impl Loader<'_> {
             }
             input.entities.push(EntityDef {
                 id: id.clone(),
-                class: class.as_ref().map(|c| c.get_ref().clone()),
+                class: class.as_mut().map(|c| std::mem::take(c.get_mut())),
                 aliases: aliases
-                    .get_ref()
-                    .iter()
-                    .map(|a| a.get_ref().clone())
+                    .get_mut()
+                    .iter_mut()
+                    .map(|a| std::mem::take(a.get_mut()))
                     .collect(),
-                not: not.iter().map(|n| n.get_ref().clone()).collect(),
+                not: not
+                    .iter_mut()
+                    .map(|n| std::mem::take(n.get_mut()))
+                    .collect(),
                 fuzzy: fuzzy_value.min(2),
                 translit: translit.unwrap_or(true),
             });

@@ -300,6 +300,11 @@ impl<T> Table<T> {
         self.into_iter()
     }
 
+    /// (name, item), by name, items to change.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&String, &mut T)> {
+        self.items.iter_mut().map(|(name, item)| (&*name, item))
+    }
+
     pub fn keys(&self) -> impl Iterator<Item = &String> {
         self.items.iter().map(|(name, _)| name)
     }

@@ -90,6 +90,15 @@ fn errors_name_line_and_column() {
             vec!["config.toml:19:9: entity \"x\": fuzzy must be 0, 1 or 2 (edits per word), not 3"],
         ),
         (
+            // Compile errors, placed after the strings moved into the rule
+            // set's input.
+            format!("{BASE}\n[entities.x]\naliases = [\"X-ray\", \"--\"]\nnot = [\"...\"]\n"),
+            vec![
+                "config.toml:18:21: entity \"x\": alias \"--\" has no letters or digits",
+                "config.toml:19:8: entity \"x\": not context \"...\" has no letters or digits",
+            ],
+        ),
+        (
             format!("{BASE}\n[rules.x]\nmatch = 'count(Tobruk) >= x'\n"),
             vec!["config.toml:18:27: rule \"x\": expected a whole number after the comparison, not \"x\""],
         ),
