@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::Config;
+use crate::config::{Config, Leftovers};
 
 /// Exit status for an invalid config (sysexits.h EX_CONFIG).
 pub const EXIT_CONFIG: u8 = 78;
@@ -132,7 +132,12 @@ pub fn run(cli: Cli) -> ExitCode {
         crate::commands::completions::run(shell);
         return ExitCode::SUCCESS;
     }
-    let config = match crate::ruletest::load_and_test(&cli.config) {
+    // Every command but the daemon exits when done.
+    let leftovers = match cli.command {
+        None | Some(Command::Run) => Leftovers::Free,
+        Some(_) => Leftovers::Keep,
+    };
+    let config = match crate::ruletest::load_and_test(&cli.config, leftovers) {
         Ok(config) => config,
         Err(diagnostics) => {
             for diagnostic in &diagnostics {

@@ -12,13 +12,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::article::{boilerplate, Article};
-use crate::config::{self, Config, Diagnostic, TestArticle};
+use crate::config::{self, Config, Diagnostic, Leftovers, TestArticle};
 use crate::pipeline::{fired_at_now, Pipeline};
 use crate::state::Store;
 
 /// Loads, validates and compiles the config, then runs its rule tests.
-pub fn load_and_test(path: &Path) -> Result<Config, Vec<Diagnostic>> {
-    let config = config::load(path)?;
+pub fn load_and_test(path: &Path, leftovers: Leftovers) -> Result<Config, Vec<Diagnostic>> {
+    let config = config::load(path, leftovers)?;
     let failures = run_rule_tests(&config);
     if failures.is_empty() {
         Ok(config)

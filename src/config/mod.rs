@@ -14,8 +14,8 @@ mod secret;
 
 pub use diagnostic::Diagnostic;
 pub use load::{
-    load, load_str, Config, Discovery, DiscoveryPattern, OnDuplicate, RateLimit, RetryPolicy, Rule,
-    RuleTest, ServerConfig, SinkConfig, SinkKind, TestArticle, Threshold, Throttle, WatchConfig,
-    DEFAULT_LISTEN,
+    load, load_str, Config, Discovery, DiscoveryPattern, Leftovers, OnDuplicate, RateLimit,
+    RetryPolicy, Rule, RuleTest, ServerConfig, SinkConfig, SinkKind, TestArticle, Threshold,
+    Throttle, WatchConfig, DEFAULT_LISTEN,
 };
 pub use secret::Secret;

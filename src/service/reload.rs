@@ -151,8 +151,10 @@ impl Reloader {
         self.notifier.reloading();
         info!(file = %self.path.display(), trigger = why, "reloading the config");
         let path = self.path.clone();
-        let loaded =
-            tokio::task::spawn_blocking(move || crate::ruletest::load_and_test(&path)).await;
+        let loaded = tokio::task::spawn_blocking(move || {
+            crate::ruletest::load_and_test(&path, crate::config::Leftovers::Free)
+        })
+        .await;
         let now = unix_now();
         let mut new = match loaded {
             Ok(Ok(config)) => config,
