@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 
 use smallvec::SmallVec;
 
-use super::normalize::{normalize, normalize_term, Normalized};
+use super::normalize::{normalize, Normalized};
 use super::ruleset::{EntityDef, TokenSpan};
 use super::translit::latin_forms;
 use super::words::FastMap;
@@ -51,8 +51,9 @@ type Slot = (u32, u32);
 #[derive(Debug, Default)]
 pub(super) struct AliasMatcher {
     aliases: Vec<Alias>,
-    /// Entity -> its aliases, in config order.
-    by_entity: Vec<Vec<usize>>,
+    /// Entity `e`'s aliases are `aliases[alias_starts[e]..alias_starts[e +
+    /// 1]]`, in config order (one vector, not one per entity).
+    alias_starts: Vec<u32>,
     /// Words of transliterable aliases (not prefix words).
     /// Most words are in one alias, so their slots are kept inline.
     latin_words: FastMap<Box<str>, SmallVec<[Slot; 2]>>,
@@ -95,17 +96,19 @@ fn non_ascii_words(normalized: &Normalized) -> Vec<usize> {
 impl AliasMatcher {
     pub(super) fn new(entities: &[EntityDef]) -> AliasMatcher {
         let mut matcher = AliasMatcher {
-            by_entity: vec![Vec::new(); entities.len()],
+            alias_starts: Vec::with_capacity(entities.len() + 1),
             ..AliasMatcher::default()
         };
         for (entity, def) in entities.iter().enumerate() {
+            matcher.alias_starts.push(matcher.aliases.len() as u32);
             for text in &def.aliases {
                 let trimmed = text.trim_end();
                 let (body, prefix) = match trimmed.strip_suffix('*') {
                     Some(body) => (body, true),
                     None => (trimmed, false),
                 };
-                let folded = normalize_term(body);
+                let normalized = normalize(body);
+                let folded = normalized.text.trim();
                 if folded.is_empty() {
                     continue;
                 }
@@ -138,7 +141,6 @@ impl AliasMatcher {
                             .push(slot);
                     }
                 }
-                matcher.by_entity[entity].push(id);
                 matcher.aliases.push(Alias {
                     entity,
                     text: text.as_str().into(),
@@ -149,7 +151,15 @@ impl AliasMatcher {
                 });
             }
         }
+        matcher.alias_starts.push(matcher.aliases.len() as u32);
         matcher
+    }
+
+    /// The indices of `entity`'s aliases.
+    fn aliases_of(&self, entity: usize) -> Option<std::ops::Range<usize>> {
+        let start = *self.alias_starts.get(entity)? as usize;
+        let end = *self.alias_starts.get(entity + 1)? as usize;
+        Some(start..end)
     }
 
     fn is_idle(&self) -> bool {
@@ -311,11 +321,11 @@ impl AliasMatcher {
     /// [`AliasMatcher::alias_of`] without the memory: the alias's index.
     fn work_out_alias(&self, entity: usize, surface: &str) -> Option<usize> {
         let folded = normalize(surface);
-        let aliases = self.by_entity.get(entity)?;
+        let aliases = self.aliases_of(entity)?;
         let fits = |alias: usize| self.aliases[alias].words.len() == folded.tokens.len();
         // Exact spellings first, word by word: the common case, with no
         // transliteration and no allocation beyond the folding.
-        let exact = aliases.iter().find(|&&alias| {
+        let exact = aliases.clone().find(|&alias| {
             fits(alias)
                 && folded
                     .words()
@@ -324,7 +334,7 @@ impl AliasMatcher {
         });
         let near = || {
             let words: Vec<&str> = folded.words().collect();
-            aliases.iter().find(|&&alias| {
+            aliases.clone().find(|&alias| {
                 fits(alias)
                     && words
                         .iter()
@@ -332,7 +342,7 @@ impl AliasMatcher {
                         .all(|(position, word)| self.word_distance(alias, position, word).is_some())
             })
         };
-        exact.or_else(near).copied()
+        exact.or_else(near)
     }
 }
 
