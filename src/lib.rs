@@ -5,6 +5,7 @@
 pub mod alert;
 pub mod app;
 pub mod article;
+pub mod blocking;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::alert::send::{SendError, Sender};
+use crate::blocking::off_runtime;
 use crate::config::SinkConfig;
 use crate::service::{telemetry, DeliveryOutcome};
 use crate::state::delivered::DeliveredLog;
@@ -80,20 +81,12 @@ impl Outbox {
         work: impl FnOnce(&mut Store, &mut Option<DeliveredLog>) -> T + Send + 'static,
     ) -> T {
         let state = Arc::clone(&self.0);
-        let done = tokio::task::spawn_blocking(move || {
+        off_runtime(move || {
             let mut state = lock(&state);
             let OutboxState { store, log } = &mut *state;
             work(store, log)
-        });
-        match done.await {
-            Ok(value) => value,
-            Err(error) => match error.try_into_panic() {
-                Ok(panic) => std::panic::resume_unwind(panic),
-                // Only a runtime shutting down cancels a blocking task, and
-                // then nothing resumes this worker.
-                Err(_) => std::future::pending().await,
-            },
-        }
+        })
+        .await
     }
 
     /// Records that row `seq` was delivered: appended to the log at once (16

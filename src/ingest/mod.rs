@@ -21,6 +21,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::blocking::off_runtime;
+
 pub use filter::is_candidate;
 pub use watch::{watch_folder, FolderWatch, FolderWatcher, RawEvent, WatchState};
 
@@ -177,7 +179,13 @@ async fn send_scan(
     settling: &mut HashMap<PathBuf, Instant>,
     why: &str,
 ) -> bool {
-    match scan_folder(dir, extensions) {
+    // A listing, and below a stat per file: off the runtime (a folder may
+    // hold thousands of files).
+    let listed = {
+        let (dir, extensions) = (dir.to_path_buf(), extensions.to_vec());
+        off_runtime(move || scan_folder(&dir, &extensions)).await
+    };
+    match listed {
         Ok(files) => {
             if why != "reconcile" {
                 info!(dir = %dir.display(), files = files.len(), scan = why, "scanned the watched folder");
@@ -198,8 +206,18 @@ async fn send_files(
     ready: &mpsc::Sender<ReadyFile>,
     settling: &mut HashMap<PathBuf, Instant>,
 ) -> bool {
-    for path in files {
-        if recently_modified(&path) {
+    let files = off_runtime(move || {
+        files
+            .into_iter()
+            .map(|path| {
+                let recent = recently_modified(&path);
+                (path, recent)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await;
+    for (path, recent) in files {
+        if recent {
             settling.insert(path, Instant::now() + SETTLE);
             continue;
         }
