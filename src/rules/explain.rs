@@ -66,7 +66,7 @@ impl Context<'_> {
         let indent = "  ".repeat(depth);
         match node {
             Node::Leaf(leaf) => {
-                let label = &self.set.leaves[*leaf].label;
+                let label = self.set.leaf_label(*leaf);
                 let found = self.found(*leaf);
                 let detail = if found.is_empty() {
                     "not found".to_string()

@@ -127,8 +127,11 @@ pub(super) struct Leaf {
     pub(super) rule: usize,
     patterns: Vec<PatternId>,
     entities: Vec<EntityIdx>,
-    /// The term as written in the rule, for explanations.
-    pub(super) label: String,
+    /// The term as written in the rule, for explanations, without `title:`;
+    /// `None` for an `entity:ID` term, whose label [`RuleSet::leaf_label`]
+    /// makes when asked (100,000 `entity:` rules made 100,000 strings that
+    /// only `test --explain` reads).
+    label: Option<Box<str>>,
     /// `title:term`: hits count only inside the article's title.
     pub(super) title: bool,
 }
@@ -401,6 +404,17 @@ impl RuleSet {
                 .prefix_automaton
                 .as_ref()
                 .map_or(0, AhoCorasick::memory_usage)
+    }
+
+    /// Leaf `leaf`'s term as written in its rule, for explanations.
+    pub(super) fn leaf_label(&self, leaf: LeafId) -> String {
+        let leaf = &self.leaves[leaf];
+        let title = if leaf.title { "title:" } else { "" };
+        match (&leaf.label, leaf.entities.first()) {
+            (Some(label), _) => format!("{title}{label}"),
+            (None, Some(&entity)) => format!("{title}entity:{}", self.entity_ids[entity]),
+            (None, None) => title.to_string(),
+        }
     }
 
     pub fn rule_id(&self, rule: usize) -> &str {
@@ -936,22 +950,18 @@ impl<'a> Compiler<'a> {
             TermKind::Text { text, prefix } => {
                 let star = if *prefix { "*" } else { "" };
                 if text.contains(char::is_whitespace) {
-                    format!("\"{text}{star}\"")
+                    Some(format!("\"{text}{star}\""))
                 } else {
-                    format!("{text}{star}")
+                    Some(format!("{text}{star}"))
                 }
             }
-            TermKind::Entity(name) => format!("entity:{name}"),
-            TermKind::Class(name) => format!("class:{name}"),
-            TermKind::List(name) => format!("list:{name}"),
-            TermKind::Regex(pattern) => format!("/{pattern}/"),
-            TermKind::Title(_) => String::new(),
+            TermKind::Entity(_) => None,
+            TermKind::Class(name) => Some(format!("class:{name}")),
+            TermKind::List(name) => Some(format!("list:{name}")),
+            TermKind::Regex(pattern) => Some(format!("/{pattern}/")),
+            TermKind::Title(_) => Some(String::new()),
         };
-        let label = if title {
-            format!("title:{label}")
-        } else {
-            label
-        };
+        let label = label.map(String::into_boxed_str);
         self.leaves.push(Leaf {
             rule: index,
             label,
