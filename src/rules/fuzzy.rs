@@ -84,13 +84,34 @@ fn non_ascii_words(normalized: &Normalized) -> Vec<usize> {
     let text = normalized.text.as_bytes();
     let mut words = Vec::new();
     let mut at = 0;
-    while let Some(offset) = text[at..].iter().position(|byte| !byte.is_ascii()) {
+    while let Some(offset) = first_non_ascii(&text[at..]) {
         // Only folded words hold letters that are not ASCII.
         let index = normalized.token_at(at + offset);
         words.push(index);
         at = normalized.word_end(index);
     }
     words
+}
+
+/// Where the first byte of `bytes` that is not ASCII is, looking at eight
+/// bytes at a time: an article with one Cyrillic name is otherwise searched
+/// byte by byte from that name to its end (5% of a scan at 10,000 rules).
+fn first_non_ascii(bytes: &[u8]) -> Option<usize> {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let high = u64::from_le_bytes(chunk.try_into().expect("eight bytes")) & HIGH;
+        if high != 0 {
+            // Little-endian: the lowest high bit is the first such byte.
+            return Some(offset + high.trailing_zeros() as usize / 8);
+        }
+        offset += 8;
+    }
+    let rest = chunks.remainder();
+    rest.iter()
+        .position(|byte| !byte.is_ascii())
+        .map(|index| offset + index)
 }
 
 impl AliasMatcher {
@@ -381,6 +402,23 @@ enum Closeness {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_byte_that_is_not_ascii_is_found_at_every_offset() {
+        for len in 0..40 {
+            let ascii = vec![b'a'; len];
+            assert_eq!(first_non_ascii(&ascii), None, "{len}");
+            for at in 0..len {
+                let mut bytes = ascii.clone();
+                bytes[at] = 0xd0;
+                // A second one after it changes nothing.
+                if at + 3 < len {
+                    bytes[at + 3] = 0xff;
+                }
+                assert_eq!(first_non_ascii(&bytes), Some(at), "{len} {at}");
+            }
+        }
+    }
 
     fn matcher() -> AliasMatcher {
         let entity = |id: &str, aliases: &[&str]| EntityDef {
