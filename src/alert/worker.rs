@@ -104,6 +104,24 @@ impl Outbox {
         self.run(move |store, _| store.mark_delivered(seq, attempts))
             .await
     }
+
+    /// Reschedules row `seq` for `at_ms`.
+    async fn retry(
+        &self,
+        seq: i64,
+        attempts: u32,
+        at_ms: i64,
+        message: String,
+    ) -> Result<(), StoreError> {
+        self.run(move |store, _| store.schedule_retry(seq, attempts, at_ms, &message))
+            .await
+    }
+
+    /// Makes row `seq` a dead letter.
+    async fn dead(&self, seq: i64, attempts: u32, message: String) -> Result<(), StoreError> {
+        self.run(move |store, _| store.mark_dead(seq, attempts, &message))
+            .await
+    }
 }
 
 fn lock(state: &Mutex<OutboxState>) -> MutexGuard<'_, OutboxState> {
@@ -218,9 +236,7 @@ pub async fn run_sink_worker(
                     "sink is unhealthy; pausing it, its deliveries stay pending until it is fixed"
                 );
                 let at = now_ms() + UNHEALTHY_PAUSE.as_millis() as i64;
-                outbox
-                    .run(move |store, _| store.schedule_retry(delivery.seq, attempts, at, &message))
-                    .await
+                outbox.retry(delivery.seq, attempts, at, message).await
             }
             Err(SendError::SinkUnhealthy(message)) => {
                 error!(
@@ -228,9 +244,7 @@ pub async fn run_sink_worker(
                     max_age_s = sink.retry.max_age.as_secs(), "sink unhealthy for max_age; kept as a dead letter"
                 );
                 telemetry().delivery(&name, DeliveryOutcome::Dead);
-                outbox
-                    .run(move |store, _| store.mark_dead(delivery.seq, attempts, &message))
-                    .await
+                outbox.dead(delivery.seq, attempts, message).await
             }
             Err(SendError::Permanent(message)) => {
                 error!(
@@ -238,9 +252,7 @@ pub async fn run_sink_worker(
                     "delivery failed permanently; kept as a dead letter"
                 );
                 telemetry().delivery(&name, DeliveryOutcome::Dead);
-                outbox
-                    .run(move |store, _| store.mark_dead(delivery.seq, attempts, &message))
-                    .await
+                outbox.dead(delivery.seq, attempts, message).await
             }
             Err(SendError::Retryable {
                 message,
@@ -252,9 +264,7 @@ pub async fn run_sink_worker(
                         max_age_s = sink.retry.max_age.as_secs(), "delivery still failing after max_age; kept as a dead letter"
                     );
                     telemetry().delivery(&name, DeliveryOutcome::Dead);
-                    outbox
-                        .run(move |store, _| store.mark_dead(delivery.seq, attempts, &message))
-                        .await
+                    outbox.dead(delivery.seq, attempts, message).await
                 } else {
                     let delay = backoff(attempts, sink.retry.max_backoff)
                         .max(retry_after.unwrap_or_default());
@@ -264,11 +274,7 @@ pub async fn run_sink_worker(
                     );
                     telemetry().delivery(&name, DeliveryOutcome::Retry);
                     let at = now_ms() + delay.as_millis() as i64;
-                    outbox
-                        .run(move |store, _| {
-                            store.schedule_retry(delivery.seq, attempts, at, &message)
-                        })
-                        .await
+                    outbox.retry(delivery.seq, attempts, at, message).await
                 }
             }
         };
