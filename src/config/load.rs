@@ -846,9 +846,8 @@ impl Loader<'_> {
     }
 
     /// Builds the rule-set input and the per-rule settings, reporting
-    /// syntax errors and unknown sinks on the way.
-    /// The entities' strings move out of `raw` (their spans stay, for the
-    /// compile's errors).
+    /// syntax errors and unknown sinks on the way. The entities' strings
+    /// move out of `raw` (their spans stay, for the compile's errors).
     fn rules_input(
         &mut self,
         raw: &mut RawConfig,
